@@ -1,0 +1,145 @@
+"""The strategy interface (``ask``/``tell``) and sampling without replacement.
+
+A strategy proposes children with :meth:`Strategy.ask` and learns from their rewards with
+:meth:`Strategy.tell`. Parallel evaluation is "ask k times, tell as results arrive"; resume
+is "restore :meth:`Strategy.state_dict`".
+
+By default (``unique=True``) a strategy never proposes an architecture it has proposed
+before in the same search: a trie of the proposed decision paths masks every branch whose
+architectures have all been proposed, so no child is ever paid for twice and a converged
+policy moves on to its next-best architecture instead of resampling its favourite.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from rlnas.errors import RlnasError
+from rlnas.space import Architecture, Chooser, Decision, Sample, Space
+
+
+class SpaceExhausted(RlnasError):
+    """Every architecture of the space has been proposed; the search ends normally."""
+
+
+class _Node:
+    __slots__ = ("children", "n_open", "full")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        self.n_open = 0
+        self.full = False
+
+
+class SeenTrie:
+    """The decision paths already proposed, so that sampling can skip exhausted branches."""
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self.hashes: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def __contains__(self, architecture: Architecture) -> bool:
+        return architecture.hash in self.hashes
+
+    @property
+    def exhausted(self) -> bool:
+        return self.root.full
+
+    def draw(self, space: Space, choose: Chooser) -> Sample:
+        """Sample through ``choose`` with exhausted branches masked, and remember the result."""
+        if self.root.full:
+            raise SpaceExhausted(f"every architecture of space `{space.name}` was proposed.")
+        path: list[_Node] = [self.root]
+        narrowed: list[tuple[bool, ...]] = []
+
+        def guarded(decision: Decision, allowed: tuple[bool, ...]) -> int:
+            node = path[-1]
+            node.n_open = sum(allowed)
+            full = [i for i, child in node.children.items() if child.full]
+            if full:
+                allowed = tuple(ok and i not in full for i, ok in enumerate(allowed))
+            narrowed.append(allowed)
+            index = choose(decision, allowed)
+            path.append(node.children.setdefault(index, _Node()))
+            return index
+
+        sample, _ = space.sample(guarded)
+        it = iter(narrowed)
+        masks = tuple(next(it) if a >= 0 else m for a, m in zip(sample.actions, sample.masks))
+        self._close(path, sample.architecture)
+        return Sample(sample.architecture, sample.actions, masks)
+
+    def add(self, sample: Sample) -> None:
+        """Remember a sample drawn elsewhere (its masks must be the space's own)."""
+        if sample.architecture.hash in self.hashes:
+            return
+        path = [self.root]
+        for action, mask in zip(sample.actions, sample.masks):
+            if action < 0:
+                continue
+            node = path[-1]
+            node.n_open = sum(mask)
+            path.append(node.children.setdefault(action, _Node()))
+        self._close(path, sample.architecture)
+
+    def _close(self, path: list[_Node], architecture: Architecture) -> None:
+        self.hashes.add(architecture.hash)
+        path[-1].full = True
+        for node in reversed(path[:-1]):
+            if sum(child.full for child in node.children.values()) < node.n_open:
+                break
+            node.full = True
+
+
+class Strategy(ABC):
+    """Base class: holds the space, a seeded generator and the trie of proposed paths."""
+
+    name = "strategy"
+
+    def __init__(self, space: Space, *, seed: int = 0, unique: bool = True) -> None:
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.seen: SeenTrie | None = SeenTrie() if unique else None
+
+    @abstractmethod
+    def ask(self) -> Sample:
+        """Propose the next child."""
+
+    @abstractmethod
+    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+        """Report a child's reward (``None``: the child failed and teaches nothing).
+
+        Returns the update's metrics when this call triggered a learning update.
+        """
+
+    def _draw(self, choose: Chooser) -> Sample:
+        if self.seen is None:
+            return self.space.sample(choose)[0]
+        return self.seen.draw(self.space, choose)
+
+    def _random_choice(self, decision: Decision, allowed: tuple[bool, ...]) -> int:
+        return int(self.rng.choice(np.flatnonzero(allowed)))
+
+    def mark_seen(self, architectures: Iterable[Architecture]) -> None:
+        """Treat these architectures as already proposed (resume, shared caches)."""
+        if self.seen is None:
+            return
+        for arch in architectures:
+            if arch not in self.seen:
+                self.seen.add(self.space.replay(arch)[0])
+
+    # -- state for checkpoints -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this strategy stopped (JSON-ready)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]

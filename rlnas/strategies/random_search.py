@@ -1,0 +1,24 @@
+"""Random search: every active decision drawn uniformly among its allowed choices.
+
+The baseline every other strategy must beat. With ``unique=True`` (the default) it samples
+without replacement, so it never proposes the same architecture twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rlnas.space import Sample
+from rlnas.strategies.base import Strategy
+
+
+class RandomSearch(Strategy):
+    """Uniform sampling; ``tell`` learns nothing."""
+
+    name = "random"
+
+    def ask(self) -> Sample:
+        return self._draw(self._random_choice)
+
+    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+        return None

@@ -1,0 +1,435 @@
+"""REINFORCE with an LSTM controller (Zoph & Le 2017; ENAS, Pham et al. 2018), in one file.
+
+Read top to bottom: the settings, the policy network, sampling, then the update.
+
+* **Policy.** An LSTM reads, at each step, the embedding of the previous decision's choice
+  (a start token first, an "inactive" token for decisions that did not apply) and a softmax
+  head per decision turns its output into that decision's probabilities. As in ENAS, logits
+  are divided by a temperature and squashed by ``tanh_constant * tanh(.)`` so that no choice
+  becomes certain too early. Choices a space masks (or that would only lead to architectures
+  already proposed) get probability zero.
+* **Sampling** runs the same equations in NumPy on a copy of the weights, step by step as
+  the space declares its decisions, so proposing a child costs microseconds, not a
+  TensorFlow call per decision.
+* **Update.** After ``batch_size`` rewards, the log-probabilities of the sampled choices are
+  recomputed in TensorFlow (same masks) and Adam takes ``updates_per_batch`` steps on
+  ``-mean(advantage * sum log p) - entropy_weight * mean(entropy)``, where the advantage is
+  the reward minus an exponential-moving-average baseline, optionally divided by the running
+  spread of rewards, plus ``elite_weight`` times the log-likelihood of the best
+  architectures found so far (priority-queue training, Abolafia et al. 2018).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from rlnas.errors import require
+from rlnas.space import Decision, Sample, Space
+from rlnas.strategies.base import Strategy
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Settings of the REINFORCE controller. Defaults are ours, tuned on NAS-Bench-201
+    (see the README); the values the papers used are noted beside each."""
+
+    hidden_size: int = 64
+    """LSTM units and embedding width (ENAS: 32 or 64; Zoph & Le: 35 in two layers)."""
+    temperature: float = 5.0
+    """Logits are divided by this before the tanh squashing (ENAS: 5.0)."""
+    tanh_constant: float | None = 2.5
+    """Logits become ``c * tanh(logits)``; ``None`` disables it (ENAS: 1.1 to 2.5)."""
+    learning_rate: float = 0.0035
+    """Adam learning rate of the controller (ENAS micro search: 0.0035; Zoph & Le: 0.0006)."""
+    batch_size: int = 5
+    """Children per update (Zoph & Le: m = 8 children per controller replica)."""
+    updates_per_batch: int = 1
+    """Gradient steps taken on each batch (1 is plain REINFORCE)."""
+    baseline_decay: float = 0.99
+    """Decay of the exponential moving average of rewards used as baseline (ENAS: 0.99)."""
+    normalize_advantage: bool = True
+    """Divide advantages by the running standard deviation of rewards."""
+    entropy_weight: float = 1e-4
+    """Weight of the entropy bonus in the loss (ENAS: 1e-4)."""
+    elite_size: int = 0
+    """How many of the best architectures so far are replayed by maximum likelihood (0: off)."""
+    elite_weight: float = 0.0
+    """Weight of the elite log-likelihood term."""
+    grad_clip_norm: float | None = None
+    """Clip the global gradient norm to this value; ``None``: no clipping."""
+    init_range: float = 0.1
+    """Weights start uniform in ``[-init_range, init_range]`` (ENAS: 0.1)."""
+    from_: str | None = None
+    """Start from a saved controller (``controllers/NAME`` or ``runs:/<run_id>/controller``);
+    written ``from`` in YAML."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "batch_size", "updates_per_batch"):
+            require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
+        require(self.temperature > 0, "temperature", self.temperature, "a number > 0")
+        require(
+            self.tanh_constant is None or self.tanh_constant > 0,
+            "tanh_constant",
+            self.tanh_constant,
+            "a number > 0 or null",
+        )
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        require(
+            0 <= self.baseline_decay < 1,
+            "baseline_decay",
+            self.baseline_decay,
+            "a number in [0, 1)",
+        )
+        require(self.entropy_weight >= 0, "entropy_weight", self.entropy_weight, "a number >= 0")
+        require(self.elite_size >= 0, "elite_size", self.elite_size, "an integer >= 0")
+        require(self.elite_weight >= 0, "elite_weight", self.elite_weight, "a number >= 0")
+        require(
+            self.grad_clip_norm is None or self.grad_clip_norm > 0,
+            "grad_clip_norm",
+            self.grad_clip_norm,
+            "a number > 0 or null",
+        )
+        require(self.init_range > 0, "init_range", self.init_range, "a number > 0")
+
+
+def _tf():
+    import tensorflow as tf  # the policy network is the only TensorFlow in the strategies
+
+    return tf
+
+
+class LSTMPolicy:
+    """The controller's network: embedding, one LSTM cell and a linear head per decision.
+
+    Built from Keras layers inside a ``keras.Model`` so that its weights save to and load
+    from a Keras weights file. Token layout: 0 is the start token; decision ``t`` owns tokens
+    ``base[t] .. base[t] + n_t`` (its choices, then "inactive"), and head columns
+    ``offset[t] .. offset[t] + n_t - 1``.
+    """
+
+    def __init__(self, signature: tuple[Decision, ...], config: ReinforceConfig, seed: int):
+        import keras
+
+        self.signature = signature
+        sizes = np.array([len(d.choices) for d in signature])
+        self.n_steps = len(signature)
+        self.max_choices = int(sizes.max())
+        self.base = np.concatenate([[1], 1 + np.cumsum(sizes + 1)[:-1]]).astype(np.int32)
+        self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+        self.sizes = sizes
+        n_tokens = int(1 + (sizes + 1).sum())
+        h = config.hidden_size
+        self.init_range = config.init_range
+        self.embedding = keras.layers.Embedding(n_tokens, h)
+        self.cell = keras.layers.LSTMCell(h, unit_forget_bias=False)
+        self.head = keras.layers.Dense(int(sizes.sum()))
+        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, unroll=True)
+        tokens = keras.Input((self.n_steps,), dtype="int32")
+        self.model = keras.Model(tokens, self.head(self.rnn(self.embedding(tokens))))
+        # (T, C_max) column of the head for each decision's choice; padding points at column 0
+        cols = np.zeros((self.n_steps, self.max_choices), np.int32)
+        for t, n in enumerate(sizes):
+            cols[t, :n] = self.offset[t] + np.arange(n)
+        self.columns = cols
+        self.initialize(seed)
+
+    @property
+    def variables(self) -> list:
+        return self.model.trainable_variables
+
+    def initialize(self, seed: int) -> None:
+        """Weights uniform in ``[-init_range, init_range]``, biases zero (as ENAS), seeded."""
+        rng = np.random.default_rng(seed)
+        for var in self.model.weights:
+            shape = tuple(var.shape)
+            if len(shape) == 1:
+                var.assign(np.zeros(shape, np.float32))
+            else:
+                var.assign(rng.uniform(-self.init_range, self.init_range, shape).astype("float32"))
+
+
+class ReinforceController(Strategy):
+    """REINFORCE strategy: ``ask`` samples from the LSTM policy, ``tell`` collects rewards
+    and updates the policy every ``batch_size`` children."""
+
+    name = "reinforce"
+
+    def __init__(
+        self,
+        space: Space,
+        config: ReinforceConfig | None = None,
+        *,
+        seed: int = 0,
+        unique: bool = True,
+    ) -> None:
+        super().__init__(space, seed=seed, unique=unique)
+        self.config = config or ReinforceConfig()
+        self.policy = LSTMPolicy(space.signature, self.config, seed)
+        tf = _tf()
+        import keras
+
+        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
+        self.optimizer.build(self.policy.variables)
+        self._reset_learning_state()
+        # rows of an update: the batch and the elite, padded to a fixed count so that every
+        # shape in the graph is static (half the run time of a dynamic batch dimension)
+        self._rows = self.config.batch_size + self.config.elite_size
+        n = self.policy.n_steps
+        self._train_step = tf.function(
+            self._gradient_step,
+            input_signature=[
+                # per row and step: the action (-1 = inactive) and the allowed choices as bits
+                tf.TensorSpec([self._rows, n, 2], tf.int32),
+                # per row: advantage, likelihood weight, 1 for batch rows (0: elite, padding)
+                tf.TensorSpec([self._rows, 3], tf.float32),
+            ],
+            jit_compile=True,  # XLA: compiled once per controller, then ~2x faster updates
+        )
+        self._sync()
+
+    def _reset_learning_state(self) -> None:
+        self.baseline: float | None = None
+        self.reward_var: float | None = None
+        self.step = 0  # number of updates so far
+        self.pending: list[tuple[Sample, float]] = []
+        self.elite: list[tuple[float, int, Sample]] = []  # min-heap of (reward, order, sample)
+        self._told = 0
+        for var in self.optimizer.variables:
+            var.assign(np.zeros(tuple(var.shape), var.dtype))
+
+    def reset(self, seed: int) -> None:
+        """Start afresh, exactly as a new controller with this seed would, while keeping the
+        compiled update (the benchmark runs hundreds of seeds with one controller)."""
+        Strategy.__init__(self, self.space, seed=seed, unique=self.seen is not None)
+        self.policy.initialize(seed)
+        self._reset_learning_state()
+        self._sync()
+
+    # -- sampling (NumPy) ------------------------------------------------------------------
+    def _sync(self, weights=None) -> None:
+        """Copy the Keras weights into NumPy arrays for fast sampling."""
+        if weights is None:
+            weights = self.policy.model.weights
+        emb, kernel, recurrent, bias, self._head_w, self._head_b = (w.numpy() for w in weights)
+        self._x_table = emb @ kernel + bias  # the input half of an LSTM step, per token
+        self._recurrent = recurrent
+        self._h0 = np.zeros(self.config.hidden_size, np.float32)
+        p = self.policy
+        self._head_cols = [slice(o, o + n) for o, n in zip(p.offset, p.sizes)]
+
+    def ask(self) -> Sample:
+        p = self.policy
+        state = {"h": self._h0, "c": self._h0, "t": 0, "token": 0}
+
+        def choose(decision: Decision, allowed: tuple[bool, ...]) -> int:
+            while state["t"] < decision.step:  # decisions skipped as inactive
+                state["h"], state["c"] = self._lstm_step(state["token"], state["h"], state["c"])
+                state["token"] = int(p.base[state["t"]] + p.sizes[state["t"]])
+                state["t"] += 1
+            state["h"], state["c"] = self._lstm_step(state["token"], state["h"], state["c"])
+            cum = np.cumsum(self._probs(decision.step, state["h"], allowed))
+            index = min(int(np.searchsorted(cum, self.rng.random() * cum[-1])), len(cum) - 1)
+            state["token"] = int(p.base[decision.step] + index)
+            state["t"] = decision.step + 1
+            return index
+
+        return self._draw(choose)
+
+    def _lstm_step(self, token: int, h: np.ndarray, c: np.ndarray):
+        """One step of Keras's LSTMCell (gates i, f, g, o) in NumPy."""
+        z = self._x_table[token] + h @ self._recurrent
+        gates = 1.0 / (1.0 + np.exp(-z))
+        n = len(h)
+        c = gates[n : 2 * n] * c + gates[:n] * np.tanh(z[2 * n : 3 * n])
+        return gates[3 * n :] * np.tanh(c), c
+
+    def _probs(self, t: int, h: np.ndarray, allowed: tuple[bool, ...] | None) -> np.ndarray:
+        """Probabilities of decision ``t``'s choices given the LSTM output ``h``."""
+        cols = self._head_cols[t]
+        logits = (h @ self._head_w[:, cols] + self._head_b[cols]) / self.config.temperature
+        if self.config.tanh_constant is not None:
+            logits = self.config.tanh_constant * np.tanh(logits)
+        if allowed is not None:
+            logits = np.where(allowed, logits, -np.inf)
+        probs = np.exp(logits - logits.max())
+        return probs / probs.sum()
+
+    # -- learning (TensorFlow) -------------------------------------------------------------
+    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+        if reward is None:  # a failed child without a configured reward teaches nothing
+            return None
+        reward = float(reward)
+        self._told += 1
+        if self.config.elite_size > 0:
+            item = (reward, -self._told, sample)
+            if len(self.elite) < self.config.elite_size:
+                heapq.heappush(self.elite, item)
+            elif item > self.elite[0]:
+                heapq.heapreplace(self.elite, item)
+        self.pending.append((sample, reward))
+        if len(self.pending) < self.config.batch_size:
+            return None
+        batch, self.pending = self.pending, []
+        return self.update(batch)
+
+    def update(self, batch: list[tuple[Sample, float]]) -> dict[str, float]:
+        """One REINFORCE update on ``batch``; returns the controller metrics."""
+        cfg = self.config
+        rewards = np.array([r for _, r in batch], np.float32)
+        mean = float(rewards.mean())
+        # the baseline starts at the first batch's mean, not at 0 (which would make every
+        # early advantage positive), then follows an exponential moving average
+        if self.baseline is None:
+            self.baseline = mean
+            self.reward_var = float(rewards.var())
+        advantages = rewards - self.baseline
+        self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * mean
+        self.reward_var = cfg.baseline_decay * self.reward_var + (1 - cfg.baseline_decay) * float(
+            np.mean((rewards - self.baseline) ** 2)
+        )
+        if cfg.normalize_advantage:
+            advantages = advantages / (np.sqrt(self.reward_var) + 1e-8)
+
+        # one set of rows: the batch (weighted by its advantages) and the elite (weighted for
+        # maximum likelihood), so that one TensorFlow call does the whole update
+        samples = [s for s, _ in batch]
+        weights = np.zeros((self._rows, 3), np.float32)
+        weights[: len(batch), 0] = advantages
+        weights[: len(batch), 2] = 1.0
+        if self.elite and cfg.elite_weight > 0:
+            samples += [s for _, _, s in self.elite]
+            weights[len(batch) : len(samples), 1] = cfg.elite_weight / len(self.elite)
+        rows = self._rows_of(samples)
+        for _ in range(cfg.updates_per_batch):
+            loss, entropy, logp, new_weights = self._train_step(rows, weights)
+        self._sync(new_weights)
+        self.step += 1
+        return {
+            "controller/step": float(self.step),
+            "controller/reward_mean": mean,
+            "controller/reward_max": float(rewards.max()),
+            "controller/baseline": float(self.baseline),
+            "controller/advantage_mean": float(np.mean(advantages)),
+            "controller/entropy": float(entropy),
+            "controller/policy_loss": float(loss),
+            "controller/log_prob_mean": float(logp),
+        }
+
+    def _rows_of(self, samples: list[Sample]) -> np.ndarray:
+        """(rows, T, 2) int32: each step's action and its allowed choices as a bit field,
+        padded with inactive rows to the update's fixed row count."""
+        rows = np.zeros((self._rows, self.policy.n_steps, 2), np.int32)
+        rows[:, :, 0] = -1
+        for b, s in enumerate(samples):
+            rows[b, :, 0] = s.actions
+            rows[b, :, 1] = [sum(1 << k for k, ok in enumerate(m) if ok) for m in s.masks]
+        return rows
+
+    def _log_probs(self, actions, masks):
+        """Per-step log-probability of the recorded actions and entropy, both (B, T)."""
+        tf = _tf()
+        p = self.policy
+        # teacher forcing: step t reads the token of step t-1's choice (or its "inactive" token)
+        prev = actions[:, :-1]
+        base, sizes = p.base[:-1], p.sizes[:-1].astype(np.int32)
+        tokens = tf.concat(
+            [tf.zeros_like(actions[:, :1]), tf.where(prev >= 0, base + prev, base + sizes)], 1
+        )
+        emb, kernel, recurrent, bias, head_w, head_b = p.model.weights
+        x = tf.gather(emb, tokens) @ kernel + bias  # (B, T, 4H): input part of every step
+        h = c = tf.zeros([tf.shape(actions)[0], self.config.hidden_size])
+        outputs = []
+        for t in range(p.n_steps):  # the LSTMCell equations, unrolled over the decisions
+            i, f, g, o = tf.split(x[:, t] + h @ recurrent, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            outputs.append(h)
+        raw = tf.stack(outputs) @ head_w + head_b  # (T, B, sum C)
+        logits = tf.gather(raw, p.columns, axis=2, batch_dims=1)  # (T, B, C_max)
+        logits = tf.transpose(logits, [1, 0, 2]) / self.config.temperature
+        if self.config.tanh_constant is not None:
+            logits = self.config.tanh_constant * tf.tanh(logits)
+        logits = tf.where(masks, logits, -1e9)
+        log_p = tf.nn.log_softmax(logits, axis=-1)
+        active = actions >= 0
+        chosen = tf.gather(log_p, tf.maximum(actions, 0), axis=2, batch_dims=2)
+        chosen = tf.where(active, chosen, 0.0)
+        entropy = -tf.reduce_sum(tf.where(masks, tf.exp(log_p) * log_p, 0.0), axis=-1)
+        entropy = tf.where(active, entropy, 0.0)
+        return chosen, entropy
+
+    def _gradient_step(self, rows, row_weights):
+        tf = _tf()
+        cfg = self.config
+        actions = rows[:, :, 0]
+        bits = tf.bitwise.left_shift(1, tf.range(self.policy.max_choices))
+        masks = tf.bitwise.bitwise_and(rows[:, :, 1:], bits) != 0  # (rows, T, C_max)
+        is_batch = row_weights[:, 2] > 0
+        n_batch = tf.maximum(tf.reduce_sum(row_weights[:, 2]), 1.0)
+        with tf.GradientTape() as tape:
+            logp, entropy = self._log_probs(actions, masks)
+            seq_logp = tf.reduce_sum(logp, axis=1)
+            seq_entropy = tf.reduce_sum(entropy, axis=1)
+            mean_entropy = tf.reduce_sum(tf.where(is_batch, seq_entropy, 0.0)) / n_batch
+            loss = -tf.reduce_sum(row_weights[:, 0] * seq_logp) / n_batch
+            loss -= tf.reduce_sum(row_weights[:, 1] * seq_logp)  # elite likelihood
+            loss -= cfg.entropy_weight * mean_entropy
+        variables = self.policy.variables
+        grads = tape.gradient(loss, variables)
+        if cfg.grad_clip_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        weights = [tf.identity(w) for w in self.policy.model.weights]  # read after the update
+        mean_logp = tf.reduce_sum(tf.where(is_batch, seq_logp, 0.0)) / n_batch
+        return loss, mean_entropy, mean_logp, weights
+
+    # -- inspection and state --------------------------------------------------------------
+    def greedy(self) -> list[tuple[str, list[tuple[Any, float]]]]:
+        """Follow the most likely choice at every step; per decision, its choices by
+        probability (ignoring masks). Used by ``rlnas controllers show``."""
+        p = self.policy
+        h = c = self._h0
+        token = 0
+        out = []
+        for t, decision in enumerate(p.signature):
+            h, c = self._lstm_step(token, h, c)
+            probs = self._probs(t, h, None)
+            order = np.argsort(-probs)
+            out.append((decision.name, [(decision.choices[k], float(probs[k])) for k in order]))
+            token = int(p.base[t] + order[0])
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            config=asdict(self.config),
+            baseline=self.baseline,
+            reward_var=self.reward_var,
+            step=self.step,
+            told=self._told,
+            pending=[(s.to_dict(), r) for s, r in self.pending],
+            elite=[(r, o, s.to_dict()) for r, o, s in self.elite],
+            weights=[v.numpy() for v in self.policy.model.weights],
+            optimizer=[v.numpy() for v in self.optimizer.variables],
+        )
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.baseline = state["baseline"]
+        self.reward_var = state["reward_var"]
+        self.step = int(state["step"])
+        self._told = int(state["told"])
+        self.pending = [(Sample.from_dict(s), float(r)) for s, r in state["pending"]]
+        self.elite = [(float(r), int(o), Sample.from_dict(s)) for r, o, s in state["elite"]]
+        heapq.heapify(self.elite)
+        for var, value in zip(self.policy.model.weights, state["weights"]):
+            var.assign(value)
+        for var, value in zip(self.optimizer.variables, state["optimizer"]):
+            var.assign(value)
+        self._sync()
