@@ -119,8 +119,14 @@ class Search:
                 self._fill()
                 if not self._in_flight:
                     break
+                aborted: SearchAborted | None = None
                 for number, result in self.executor.wait():
-                    self._finish(self._in_flight.pop(number), result)
+                    try:  # finish the whole batch: these children are done, keep them
+                        self._finish(self._in_flight.pop(number), result)
+                    except SearchAborted as exc:
+                        aborted = aborted or exc
+                if aborted is not None:
+                    raise aborted
         except KeyboardInterrupt:
             self._stop, self._message = "interrupted", "interrupted by the user"
         except SearchAborted as exc:

@@ -7,6 +7,7 @@ either the evaluator's :class:`~rlnas.trial.Outcome` or a :class:`~rlnas.errors.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Mapping
@@ -68,6 +69,29 @@ def run_job(evaluator: Evaluator, job: Job) -> Outcome | ChildFailure:
             f"{time.perf_counter() - start:.1f}s",
         )
     return outcome
+
+
+def worker_threads(threads_per_worker: int | None, workers: int) -> int:
+    """Threads one worker may use: the configured number, else the cores shared out evenly."""
+    if threads_per_worker is not None:
+        return threads_per_worker
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that caps TensorFlow's and the BLAS libraries' thread pools.
+
+    It only works when set before TensorFlow is imported, so worker processes apply it first
+    thing; without it every worker would start one thread per core and they would fight.
+    """
+    n = str(threads)
+    return {
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": n,
+        "OMP_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+    }
 
 
 class InlineExecutor:
