@@ -1,14 +1,45 @@
-"""The `layers` space (Zoph & Le 2017 macro search, generalised) — config only for now."""
+"""The `layers` space: Zoph & Le (2017) macro search, generalised to hyperparameters.
+
+A child is a chain of ``num_layers`` layers. Layer ``i`` chooses an operation, its filters,
+kernel, stride and activation, and, with ``skip_connections``, which outputs of earlier
+layers ``j < i - 1`` (anchor points; layer ``i - 1`` is its input anyway) it merges into its
+own output, by ``add`` (after a 1x1 projection) or ``concat``; earlier outputs that are
+larger are pooled down to the layer's size. Then come the training decisions: learning
+rate, batch size, optimizer, dropout before the classifier, weight decay, augmentation.
+
+Decisions that do not apply are inactive and absent from the record: filters and activation
+of pooling and identity layers, kernel and stride of identity layers, the merge of a layer
+that takes no skip. Strides larger than the current spatial size are masked (``same``
+padding halves 8 to 4, 2, 1; a stride is allowed only while the size is at least the
+stride), so a sampled child can always be built.
+
+Flat inputs (feature vectors) use the MLP variant: ``conv`` is a ``Dense(filters)`` layer
+with batch normalisation and the activation, ``identity`` passes its input on; pooling and
+``sepconv`` have no meaning for a vector and are masked, as are kernel and stride.
+
+:meth:`LayersSpace.declare` returns a framework-free :class:`LayersBlueprint`;
+:func:`rlnas.keras_build.build_model` turns it into a Keras model.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rlnas.errors import require
+from rlnas.errors import FieldError, did_you_mean, require
+from rlnas.space import Decider, Space
+
+if TYPE_CHECKING:
+    from rlnas.tasks import TaskSpec
 
 OPERATIONS = ("conv", "sepconv", "maxpool", "avgpool", "identity")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu", "mish")
+ACTIVATIONS += ("tanh", "sigmoid", "softplus", "linear")
+WEIGHTED_OPS = ("conv", "sepconv")
+FLAT_OPS = ("conv", "identity")
 
 
 @dataclass(frozen=True)
@@ -46,9 +77,11 @@ class LayersConfig:
             ("optimizers", OPTIMIZERS),
             ("augmentations", AUGMENTATIONS),
             ("merges", ("add", "concat")),
+            ("activations", ACTIVATIONS),
         ):
             for v in getattr(self, name):
-                require(v in valid, name, v, "values among " + ", ".join(valid))
+                hint = did_you_mean(str(v), valid)
+                require(v in valid, name, v, "values among " + ", ".join(valid), hint)
         for name in ("filters", "kernel_sizes", "strides", "batch_sizes"):
             for v in getattr(self, name):
                 require(v >= 1, name, v, "integers >= 1")
@@ -59,3 +92,116 @@ class LayersConfig:
                 require(0 <= v < 1, name, v, "values in [0, 1)")
         for v in self.weight_decays:
             require(v >= 0, "weight_decays", v, "numbers >= 0")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a child. ``skips`` are earlier layers whose outputs join this one's."""
+
+    op: str
+    filters: int | None = None
+    kernel: int | None = None
+    stride: int = 1
+    activation: str | None = None
+    skips: tuple[int, ...] = ()
+    merge: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How a child is trained (its share of the decisions)."""
+
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    optimizer: str = "adam"
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    augment: str = "none"
+
+
+@dataclass(frozen=True)
+class LayersBlueprint:
+    """A whole child of the `layers` space, free of any framework."""
+
+    layers: tuple[LayerSpec, ...]
+    training: TrainingSpec
+
+
+class LayersSpace(Space):
+    """Macro search over a chain of layers with skips, plus training hyperparameters."""
+
+    name = "layers"
+
+    def __init__(self, cfg: LayersConfig, spec: TaskSpec) -> None:
+        if spec.input_kind not in ("image", "sequence", "flat"):
+            raise FieldError("input_kind", spec.input_kind, "image, sequence or flat")
+        if spec.input_kind == "flat" and not set(cfg.operations) & set(FLAT_OPS):
+            raise FieldError(
+                "layers.operations",
+                list(cfg.operations),
+                "conv or identity among them for flat inputs (pooling and sepconv need "
+                "spatial inputs)",
+            )
+        self.cfg = cfg
+        self.spec = spec
+
+    @property
+    def kind(self) -> str:
+        return self.spec.input_kind
+
+    def declare(self, d: Decider) -> LayersBlueprint:
+        cfg = self.cfg
+        spatial = self.kind != "flat"
+        size = list(self.spec.input_shape[:-1]) if spatial else []
+        op_mask = [spatial or op in FLAT_OPS for op in cfg.operations]
+        layers = []
+        for i in range(cfg.num_layers):
+            p = f"layer_{i}/"
+            op = str(d.choice(p + "op", cfg.operations, mask=op_mask))
+            weighted = op in WEIGHTED_OPS
+            shaped = spatial and op != "identity"
+            filters = d.choice(p + "filters", cfg.filters, active=weighted)
+            kernel = d.choice(p + "kernel", cfg.kernel_sizes, active=shaped)
+            stride = d.choice(
+                p + "stride", cfg.strides, mask=self._stride_mask(size), active=shaped
+            )
+            activation = d.choice(p + "activation", cfg.activations, active=weighted)
+            skips: list[int] = []
+            if cfg.skip_connections and i >= 2:
+                for j in range(i - 1):
+                    if d.choice(f"{p}skip_{j}", [False, True]):
+                        skips.append(j)
+                merge = d.choice(p + "merge", cfg.merges, active=bool(skips))
+            else:
+                merge = None
+            stride = int(stride or 1)
+            size = [math.ceil(s / stride) for s in size]
+            layers.append(
+                LayerSpec(
+                    op=op,
+                    filters=None if filters is None else int(filters),
+                    kernel=None if kernel is None else int(kernel),
+                    stride=stride,
+                    activation=None if activation is None else str(activation),
+                    skips=tuple(skips),
+                    merge=None if merge is None else str(merge),
+                )
+            )
+        training = TrainingSpec(
+            learning_rate=float(d.choice("train/learning_rate", cfg.learning_rates)),
+            batch_size=int(d.choice("train/batch_size", cfg.batch_sizes)),
+            optimizer=str(d.choice("train/optimizer", cfg.optimizers)),
+            dropout=float(d.choice("train/dropout", cfg.dropouts)),
+            weight_decay=float(d.choice("train/weight_decay", cfg.weight_decays)),
+            augment=str(d.choice("train/augment", cfg.augmentations)),
+        )
+        return LayersBlueprint(tuple(layers), training)
+
+    def _stride_mask(self, size: list[int]) -> list[bool]:
+        """Strides no larger than the smallest spatial size (the smallest stride if none)."""
+        strides = self.cfg.strides
+        smallest = min(size) if size else 1
+        mask = [s <= smallest for s in strides]
+        if not any(mask):  # only large strides configured: 'same' padding keeps size 1
+            mask = [s == min(strides) for s in strides]
+        return mask

@@ -1,0 +1,1 @@
+"""Evaluators: turn an architecture into an outcome (a Keras child, a table look-up)."""

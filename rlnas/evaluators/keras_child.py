@@ -1,0 +1,230 @@
+"""Train one Keras child briefly and reward it with its validation accuracy.
+
+:class:`KerasEvaluator` replays the architecture through the space (the one decoder), builds
+and compiles the model, fits it on the training split for ``child.epochs`` epochs (at most
+``child.steps_per_epoch`` batches each), validates on the validation split after every
+epoch (with batch-norm statistics re-estimated first, see
+:mod:`rlnas.keras_build.batchnorm`), and returns an :class:`~rlnas.trial.Outcome`::
+
+    evaluator = KerasEvaluator(space, load_task(TaskConfig("digits")), ChildConfig(epochs=1))
+    outcome = evaluator.evaluate(architecture, seed=7, number=0)
+    outcome.reward, outcome.metrics["params"], outcome.history["val_accuracy"]
+
+The reward is the final epoch's ``val_accuracy`` (or ``-val_loss`` with
+``child.metric: val_loss``). The test split is never touched. A NaN or infinite loss stops
+training at once and fails the child (``nan_loss``); a model that cannot be built fails it
+(``unbuildable``). Keras state is cleared after every child, so memory does not grow.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+
+import keras
+import numpy as np
+
+from rlnas.config import ChildConfig
+from rlnas.errors import ChildFailure, SpaceError
+from rlnas.keras_build import build_model, compile_model
+from rlnas.keras_build.batchnorm import recalibrate_batch_norm
+from rlnas.keras_build.tf_state import forget_child_gradients
+from rlnas.space import Architecture, Space
+from rlnas.tasks import TaskData
+from rlnas.trial import Outcome
+
+log = logging.getLogger(__name__)
+
+BUILDER_VERSION = 1
+"""Bump when the builder or training changes what a given architecture's reward means."""
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+CALIBRATION_EXAMPLES = 1024
+"""Training examples whose batch-norm statistics a child uses when it is validated."""
+_frozen = False  # set once the first child's survivors are frozen (see _free_keras_state)
+
+
+class _FiniteLoss(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite, and remember where."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+        self.bad: tuple[int, int, float] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad = (self.epoch, batch, float(loss))
+            self.model.stop_training = True
+
+
+class _Validate(keras.callbacks.Callback):
+    """After each epoch: re-estimate batch-norm statistics, then validate into the logs."""
+
+    def __init__(self, evaluator: KerasEvaluator, guard: _FiniteLoss, batch_size: int) -> None:
+        super().__init__()
+        self.data = evaluator.data
+        self.calibration = evaluator.calibration
+        self.guard = guard
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.bad is not None or logs is None:
+            return
+        recalibrate_batch_norm(self.model, self.calibration)
+        result = self.model.evaluate(
+            self.data.x_val, self.data.y_val, batch_size=self.batch_size, verbose=0,
+            return_dict=True,
+        )  # fmt: skip
+        logs["val_loss"] = result["loss"]
+        logs["val_accuracy"] = result["accuracy"]
+
+
+class KerasEvaluator:
+    """Evaluates architectures of ``space`` by training Keras children on ``data``."""
+
+    def __init__(self, space: Space, data: TaskData, child: ChildConfig) -> None:
+        self.space = space
+        self.data = data
+        self.child = child
+        self._fingerprint: str | None = None
+        n = len(data.y_train)
+        pick = np.random.default_rng(0).permutation(n)[: min(n, CALIBRATION_EXAMPLES)]
+        self.calibration = data.x_train[np.sort(pick)]
+        """Training examples that re-estimate batch-norm statistics before validation."""
+
+    def fingerprint(self) -> str:
+        """Hash of the task (name, provenance, spec, split contents) and the child settings."""
+        if self._fingerprint is None:
+            d = self.data
+            digest = hashlib.sha256()
+            for a in (d.y_train, d.y_val, _rows(d.x_train), _rows(d.x_val)):
+                digest.update(np.ascontiguousarray(a).tobytes())
+            payload = {
+                "builder": BUILDER_VERSION,
+                "space": self.space.name,
+                "task": d.name,
+                "source": d.source,
+                "spec": asdict(d.spec),
+                "sizes": [len(d.y_train), len(d.y_val)],
+                "data": digest.hexdigest(),
+                "child": asdict(self.child),
+            }
+            text = json.dumps(payload, sort_keys=True, default=str)
+            self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._fingerprint
+
+    def evaluate(self, architecture: Architecture, *, seed: int, number: int) -> Outcome:
+        """Train the child of ``architecture`` with ``seed``; raise ChildFailure if it fails."""
+        try:
+            blueprint = self.space.blueprint(architecture)
+        except SpaceError as exc:
+            raise ChildFailure("unbuildable", str(exc)) from None
+        keras.utils.set_random_seed(seed)
+        try:
+            with forget_child_gradients():
+                return self._train(blueprint, seed, number)
+        finally:
+            _free_keras_state()
+
+    def _train(self, blueprint, seed: int, number: int) -> Outcome:
+        model = history = None
+        try:
+            try:
+                model = build_model(blueprint, self.data.spec)
+                compile_model(model, blueprint.training)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ChildFailure(
+                    "unbuildable", f"child {number} cannot be built: {type(exc).__name__}: {first}"
+                ) from None
+            guard = _FiniteLoss()
+            start = time.perf_counter()
+            history = self._fit(model, blueprint.training.batch_size, seed, guard)
+            seconds = time.perf_counter() - start
+            if guard.bad is not None:
+                epoch, batch, loss = guard.bad
+                t = blueprint.training
+                raise ChildFailure(
+                    "nan_loss",
+                    f"child {number}: loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
+                    f"(optimizer={t.optimizer}, learning_rate={t.learning_rate}); "
+                    "training stopped.",
+                )
+            curves = {k: [float(v) for v in history.history.get(k, [])] for k in CURVES}
+            final = {k: v[-1] for k, v in curves.items() if v}
+            if not all(math.isfinite(final.get(k, math.nan)) for k in CURVES):
+                raise ChildFailure(
+                    "nan_loss", f"child {number}: final metrics are not finite: {final}."
+                )
+            params = int(model.count_params())
+            summary = _summary(model)
+        finally:
+            model = history = None  # also when a failure's traceback keeps this frame alive
+        by_loss = self.child.metric == "val_loss"
+        reward = -final["val_loss"] if by_loss else final["val_accuracy"]
+        metrics = {**final, "params": float(params), "train_seconds": seconds}
+        log.debug("child %d: reward %.4f in %.1fs", number, reward, seconds)
+        return Outcome(
+            reward=float(reward),
+            metrics=metrics,
+            history=curves,
+            cost=seconds,
+            texts={"model_summary.txt": summary},
+        )
+
+    def _fit(self, model: keras.Model, batch_size: int, seed: int, guard: _FiniteLoss):
+        d, child = self.data, self.child
+        validate = _Validate(self, guard, batch_size=max(batch_size, 256))
+        fit = dict(epochs=child.epochs, callbacks=[guard, validate], verbose=0)
+        batches = math.ceil(len(d.y_train) / batch_size)
+        if child.steps_per_epoch is None or child.steps_per_epoch >= batches:
+            return model.fit(d.x_train, d.y_train, batch_size=batch_size, shuffle=True, **fit)
+        # a step budget: an endless shuffled stream, so each epoch continues where the last
+        # stopped (Keras would run out of array batches after the first pass)
+        import tensorflow as tf
+
+        stream = (
+            tf.data.Dataset.from_tensor_slices((d.x_train, d.y_train))
+            .shuffle(len(d.y_train), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size)
+            .prefetch(2)
+        )
+        return model.fit(stream, steps_per_epoch=child.steps_per_epoch, shuffle=False, **fit)
+
+
+def _free_keras_state() -> None:
+    """Clear Keras's global state and collect the child's reference cycles.
+
+    A full collection scans every object of the process (about half a second once
+    TensorFlow is loaded), so after the first child the survivors are frozen
+    (:func:`gc.freeze`): later collections scan only what was created since, about a tenth
+    of that. Frozen objects are never collected, which only matters for reference cycles
+    that were alive after the first child and die later.
+    """
+    global _frozen
+    keras.backend.clear_session(free_memory=False)
+    gc.collect()
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """At most about 256 evenly spaced rows: enough to tell data sets apart, cheap to hash."""
+    return x[:: max(1, len(x) // 256)]
+
+
+def _summary(model: keras.Model) -> str:
+    parts: list[str] = []
+    model.summary(print_fn=lambda text, *args, **kwargs: parts.append(str(text)))
+    return "\n".join(parts)

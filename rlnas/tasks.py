@@ -1,0 +1,215 @@
+"""Tasks: named data sets, checked and split into train / validation / test, all offline.
+
+``load_task(cfg)`` returns a :class:`TaskData` with float32 features, integer labels
+``0..K-1`` and a :class:`TaskSpec` (input shape and kind) that search spaces use::
+
+    data = load_task(TaskConfig(name="digits"))
+    data.spec  # TaskSpec(input_shape=(8, 8, 1), input_kind='image', num_classes=10, ...)
+
+Splits: the data set's own test split where it has one (mnist1d, fashion_mnist, mnist,
+cifar10, an ``npz`` with ``x_test``/``y_test``), otherwise a stratified ``test_fraction`` of
+all examples. Validation is always carved out of the training part, stratified: a
+``validation_fraction`` of all examples when the test split was carved here (70/15/15 by
+default), of the training part when the data set brought its own test split. A
+``train_subset`` keeps a stratified subset of what remains for training. Every split is seeded
+with ``cfg.split_seed`` only, so searches with different seeds see the same data.
+
+The readers of the data sets (all offline, never downloading) are in
+:mod:`rlnas.task_readers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlnas.config import TaskConfig
+from rlnas.errors import ConfigError, DataError
+from rlnas.task_readers import READERS, RawData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a search space needs to know about the inputs (hashable, framework-free)."""
+
+    input_shape: tuple[int, ...]
+    """Shape of one example: (H, W, C) images, (L, C) sequences, (F,) flat vectors."""
+    input_kind: str
+    """``image``, ``sequence`` or ``flat``."""
+    num_classes: int
+    flip: bool = False
+    """Horizontal flips keep the label (photos, clothes; not digits): image augmentation."""
+    feature_std: float = 1.0
+    """Standard deviation of the training features: noise augmentation is relative to it."""
+    value_range: tuple[float, float] = (0.0, 1.0)
+    """Smallest and largest training feature: contrast augmentation clips to it."""
+
+
+@dataclass(eq=False)
+class TaskData:
+    """A data set split three ways; the test split is never used for a reward."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: list[str] | None
+    spec: TaskSpec
+    source: str
+    """One line of provenance: where the examples came from."""
+
+
+def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
+    """Load, check and split the task of ``cfg``.
+
+    ``seed`` (the search's seed) is accepted for symmetry and deliberately unused: splits
+    depend on ``cfg.split_seed`` only, so searches with different seeds stay comparable.
+    """
+    if cfg.name not in READERS:
+        raise ConfigError(f"task.name: {cfg.name!r} is a lookup table and has no data to load.")
+    return _split(cfg, READERS[cfg.name](cfg))
+
+
+# -- checks ---------------------------------------------------------------------------------
+def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
+    """Raise :class:`DataError` unless ``x``/``y`` pair up and ``x`` is finite."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be 1-D (one class per example), got {y.shape}.")
+    if len(x) != len(y):
+        raise DataError(
+            f"{where}: features have {len(x)} rows but labels have {len(y)}; expected one "
+            "label per row."
+        )
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{where}: features must be real numbers, got dtype {x.dtype}.")
+    if np.issubdtype(x.dtype, np.floating):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DataError(
+                f"{where}: features hold {int(bad.sum())} NaN/inf values (first in row "
+                f"{row}); expected finite numbers."
+            )
+
+
+def _encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    y = raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y
+    classes, y_int = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: every label is {classes[0].item()!r} ({len(y)} examples); "
+            "expected at least 2 classes."
+        )
+    y_test = None
+    if raw.y_test is not None:
+        yt = raw.y_test.reshape(-1) if raw.y_test.ndim == 2 else raw.y_test
+        pos = np.searchsorted(classes, yt).clip(0, len(classes) - 1)
+        unknown = classes[pos] != yt
+        if unknown.any():
+            raise DataError(
+                f"y_test: label {yt[unknown][0].item()!r} never occurs in the training labels "
+                f"{classes[:10].tolist()}; expected the same classes."
+            )
+        y_test = pos.astype(np.int32)
+    names = raw.class_names
+    if names is None or len(names) != len(classes):
+        names = [str(c) for c in classes]
+    elif (
+        np.issubdtype(classes.dtype, np.integer)
+        and classes.min() >= 0
+        and classes.max() < len(names)
+    ):
+        names = [names[int(c)] for c in classes]
+    return y_int.astype(np.int32), y_test, names
+
+
+# -- splitting ------------------------------------------------------------------------------
+def stratified_take(y: np.ndarray, n_take: int, rng: np.random.Generator):
+    """Indices of ``n_take`` examples drawn per class in proportion, and of the rest.
+
+    Classes get their share by largest remainder, so the total is exactly ``n_take``.
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    quota = n_take * counts / counts.sum()
+    take = np.floor(quota).astype(int)
+    left = n_take - take.sum()
+    take[np.argsort(-(quota - take), kind="stable")[:left]] += 1
+    chosen = []
+    for c, k in zip(classes, take):
+        idx = np.flatnonzero(y == c)
+        chosen.append(rng.permutation(idx)[:k])
+    picked = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(y)), picked, assume_unique=True)
+    return picked, rest
+
+
+def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
+    check_arrays(raw.x, raw.y, f"{cfg.name} (training data)")
+    if raw.x_test is not None:
+        check_arrays(raw.x_test, raw.y_test, f"{cfg.name} (test data)")
+        if raw.x_test.shape[1:] != raw.x.shape[1:]:
+            raise DataError(
+                f"x_test: examples of shape {raw.x_test.shape[1:]} differ from x's "
+                f"{raw.x.shape[1:]}; expected the same shape."
+            )
+    y, y_test, names = _encode_labels(raw, f"{cfg.name} (training data)")
+    x = raw.x
+    rng = np.random.default_rng(cfg.split_seed)
+    n = len(y)
+    if raw.x_test is None:
+        test, rest = stratified_take(y, round(cfg.test_fraction * n), rng)
+        x_test, y_test = x[test], y[test]
+        n_val = round(cfg.validation_fraction * n)
+    else:
+        rest, x_test = np.arange(n), raw.x_test
+        n_val = round(cfg.validation_fraction * n)
+    val = train = np.arange(0)
+    if 1 <= n_val < len(rest):
+        val_pos, train_pos = stratified_take(y[rest], n_val, rng)
+        val, train = rest[val_pos], rest[train_pos]
+    if len(val) < 1 or len(y_test) < 1 or len(np.unique(y[train])) < 2:
+        raise DataError(
+            f"{cfg.name}: {n} examples are too few to split with validation_fraction="
+            f"{cfg.validation_fraction} and test_fraction={cfg.test_fraction}; expected "
+            "examples in every split and 2 classes or more in the training split."
+        )
+    if cfg.train_subset is not None:
+        if cfg.train_subset < len(train):
+            keep, _ = stratified_take(y[train], cfg.train_subset, rng)
+            train = train[keep]
+        else:
+            log.info(
+                "train_subset %d >= %d training examples: all kept", cfg.train_subset, len(train)
+            )
+    x_train = np.ascontiguousarray(x[train], dtype=np.float32)
+    spec = TaskSpec(
+        input_shape=tuple(int(s) for s in x.shape[1:]),
+        input_kind={2: "flat", 3: "sequence", 4: "image"}[x.ndim],
+        num_classes=len(names),
+        flip=raw.flip,
+        feature_std=float(x_train.std()) or 1.0,
+        value_range=(float(x_train.min()), float(x_train.max())),
+    )
+    return TaskData(
+        name=cfg.name,
+        x_train=x_train,
+        y_train=y[train],
+        x_val=np.ascontiguousarray(x[val], dtype=np.float32),
+        y_val=y[val],
+        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
+        y_test=np.asarray(y_test, dtype=np.int32),
+        num_classes=len(names),
+        class_names=names,
+        spec=spec,
+        source=raw.source,
+    )

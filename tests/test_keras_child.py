@@ -1,0 +1,188 @@
+"""Keras children: every sampled architecture builds, saves safely, and trains into an Outcome.
+
+Models are tiny (a few filters, a handful of examples, one epoch) so the file stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from rlnas.config import ChildConfig, TaskConfig
+from rlnas.errors import ChildFailure
+from rlnas.evaluators.keras_child import KerasEvaluator
+from rlnas.keras_build import build_model, compile_model, recalibrate_batch_norm
+from rlnas.spaces.layers import LayersConfig, LayersSpace
+from rlnas.tasks import TaskData, TaskSpec, load_task
+
+pytestmark = pytest.mark.slow
+
+SMALL = LayersConfig(num_layers=5, filters=(2, 4), strides=(1, 2, 3), batch_sizes=(16,))
+SPECS = {
+    "digits": TaskSpec((8, 8, 1), "image", 10),
+    "odd_image": TaskSpec((9, 7, 3), "image", 4, flip=True, value_range=(-1.0, 2.0)),
+    "sequence": TaskSpec((40, 2), "sequence", 10, feature_std=2.0),
+    "flat": TaskSpec((12,), "flat", 3),
+}
+
+
+def random_blueprints(space: LayersSpace, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield space.sample(lambda d, allowed: int(rng.choice(np.flatnonzero(allowed))))[1]
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_random_architectures_build_for_every_input_kind(kind):
+    spec = SPECS[kind]
+    space = LayersSpace(SMALL, spec)
+    ops, merges = set(), set()
+    for blueprint in random_blueprints(space, 20):
+        model = build_model(blueprint, spec)
+        assert model.input_shape == (None, *spec.input_shape)
+        assert model.output_shape == (None, spec.num_classes)
+        ops |= {layer.op for layer in blueprint.layers}
+        merges |= {layer.merge for layer in blueprint.layers if layer.merge}
+        keras.backend.clear_session(free_memory=False)
+    assert merges == {"add", "concat"}
+    assert len(ops) == (2 if kind == "flat" else 5)
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_saved_child_loads_in_safe_mode_without_custom_objects(kind, tmp_path):
+    spec = SPECS[kind]
+    space = LayersSpace(SMALL, spec)
+    # a child with skips of both merges, weight decay and strong augmentation
+    blueprint = next(
+        bp
+        for bp in random_blueprints(space, 200, seed=1)
+        if {layer.merge for layer in bp.layers} >= {"add", "concat"}
+    )
+    blueprint = dataclasses.replace(
+        blueprint,
+        training=dataclasses.replace(blueprint.training, augment="strong", weight_decay=1e-3),
+    )
+    model = compile_model(build_model(blueprint, spec), blueprint.training)
+    x = np.random.default_rng(0).normal(size=(6, *spec.input_shape)).astype("float32")
+    model.fit(x, np.arange(6) % spec.num_classes, epochs=1, verbose=0)
+    path = tmp_path / "child.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    keras.backend.clear_session(free_memory=False)
+
+
+def test_augmentation_acts_in_training_only_and_never_flips_digits():
+    space = LayersSpace(
+        LayersConfig(num_layers=1, operations=("conv",), filters=(4,)), SPECS["digits"]
+    )
+    blueprint = next(random_blueprints(space, 1))
+    strong = dataclasses.replace(blueprint.training, augment="strong")
+    for name, spec in SPECS.items():
+        if name == "flat":
+            continue
+        model = build_model(dataclasses.replace(blueprint, training=strong), spec)
+        names = {layer.name for layer in model.layers}
+        assert ("augment_flip" in names) == spec.flip
+        assert "augment_shift" in names
+        x = np.random.default_rng(0).uniform(size=(4, *spec.input_shape)).astype("float32")
+        np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+        assert not np.allclose(model(x, training=True), model(x, training=False))
+    plain = build_model(blueprint, SPECS["digits"])
+    assert not any(layer.name.startswith("augment") for layer in plain.layers)
+    keras.backend.clear_session(free_memory=False)
+
+
+def test_batch_norm_statistics_are_re_estimated_on_training_data():
+    inputs = keras.Input((3,))
+    bn = keras.layers.BatchNormalization(momentum=0.9)
+    model = keras.Model(inputs, bn(inputs))
+    x = np.random.default_rng(0).normal(loc=[1.0, -2.0, 5.0], size=(12, 3)).astype("float32")
+    assert recalibrate_batch_norm(model, x, batch_size=4) == 1
+    np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    batch_vars = np.mean([x[i : i + 4].var(axis=0) for i in (0, 4, 8)], axis=0)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batch_vars, rtol=1e-4)
+    assert bn.momentum == 0.9
+
+
+# -- the evaluator --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits() -> TaskData:
+    return load_task(TaskConfig(name="digits", train_subset=64))
+
+
+def tiny_space(spec: TaskSpec, **changes) -> LayersSpace:
+    settings = dict(num_layers=2, operations=("conv",), filters=(4,), batch_sizes=(16,))
+    return LayersSpace(LayersConfig(**(settings | changes)), spec)
+
+
+def test_one_real_digits_child(digits):
+    space = tiny_space(digits.spec)
+    data = dataclasses.replace(digits, x_test=None, y_test=None)  # the test split is never read
+    evaluator = KerasEvaluator(space, data, ChildConfig(epochs=1))
+    sample, blueprint = space.sample(lambda d, a: a.index(True))
+    outcome = evaluator.evaluate(sample.architecture, seed=0, number=0)
+    assert 0.0 <= outcome.reward <= 1.0
+    assert outcome.reward == outcome.metrics["val_accuracy"] == outcome.history["val_accuracy"][-1]
+    assert set(outcome.metrics) == {"val_accuracy", "val_loss", "accuracy", "loss", "params",
+                                    "train_seconds"}  # fmt: skip
+    assert {k: len(v) for k, v in outcome.history.items()} == dict.fromkeys(
+        ("loss", "accuracy", "val_loss", "val_accuracy"), 1
+    )
+    assert outcome.cost == outcome.metrics["train_seconds"] > 0
+    expected_params = build_model(blueprint, digits.spec).count_params()
+    assert outcome.metrics["params"] == expected_params
+    assert "layer0_conv" in outcome.texts["model_summary.txt"]
+
+
+def test_val_loss_metric_and_step_budget(digits):
+    space = tiny_space(digits.spec)
+    evaluator = KerasEvaluator(
+        space, digits, ChildConfig(epochs=3, steps_per_epoch=2, metric="val_loss")
+    )
+    arch = space.sample(lambda d, a: a.index(True))[0].architecture
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Keras warns when it runs out of batches
+        outcome = evaluator.evaluate(arch, seed=1, number=1)
+    assert outcome.reward == -outcome.metrics["val_loss"]
+    assert len(outcome.history["loss"]) == 3
+
+
+def test_nan_loss_fails_the_child(digits):
+    x = digits.x_train.copy()
+    x[::2] = np.inf
+    data = dataclasses.replace(digits, x_train=x)
+    evaluator = KerasEvaluator(tiny_space(digits.spec), data, ChildConfig(epochs=2))
+    arch = evaluator.space.sample(lambda d, a: a.index(True))[0].architecture
+    with pytest.raises(ChildFailure, match=r"loss became nan at epoch 1, batch 1") as info:
+        evaluator.evaluate(arch, seed=0, number=3)
+    assert info.value.reason == "nan_loss"
+
+
+def test_unbuildable_children_fail_with_the_reason(digits, monkeypatch):
+    space = tiny_space(digits.spec)
+    evaluator = KerasEvaluator(space, digits, ChildConfig())
+    arch = space.sample(lambda d, a: a.index(True))[0].architecture
+    with pytest.raises(ChildFailure, match="decision `layer_0/op`: value 'pool'") as info:
+        evaluator.evaluate(dict(arch) | {"layer_0/op": "pool"}, seed=0, number=4)
+    assert info.value.reason == "unbuildable"
+
+    def broken(blueprint, spec):
+        raise ValueError("negative dimension size\nsecond line")
+
+    monkeypatch.setattr("rlnas.evaluators.keras_child.build_model", broken)
+    with pytest.raises(ChildFailure, match="child 5 cannot be built: ValueError: negative d"):
+        evaluator.evaluate(arch, seed=0, number=5)
+
+
+def test_fingerprint_names_the_data_and_the_training_settings(digits):
+    space = tiny_space(digits.spec)
+    fp = KerasEvaluator(space, digits, ChildConfig(epochs=1)).fingerprint()
+    assert fp == KerasEvaluator(space, digits, ChildConfig(epochs=1)).fingerprint()
+    assert fp != KerasEvaluator(space, digits, ChildConfig(epochs=2)).fingerprint()
+    other = load_task(TaskConfig(name="digits", train_subset=64, split_seed=1))
+    assert fp != KerasEvaluator(space, other, ChildConfig(epochs=1)).fingerprint()

@@ -1,0 +1,243 @@
+"""Tasks: offline loading, seeded stratified splits, and one-line errors for bad data."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlnas import task_readers
+from rlnas.config import TaskConfig, from_dict
+from rlnas.errors import DataError
+from rlnas.tasks import load_task, stratified_take
+
+
+def npz(tmp_path: Path, name: str = "data.npz", **arrays) -> str:
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def balanced(n: int, classes: int, *shape: int, seed: int = 0):
+    """Unique rows (row i holds i), labels cycling through the classes."""
+    x = np.arange(n, dtype=np.float32).reshape(n, *([1] * len(shape)))
+    x = np.broadcast_to(x, (n, *shape)).copy() if shape else x[:, None]
+    return x, np.arange(n) % classes
+
+
+# -- splits ---------------------------------------------------------------------------------
+def test_digits_splits_70_15_15_stratified_and_seeded():
+    data = load_task(TaskConfig(name="digits"))
+    n = len(data.y_train) + len(data.y_val) + len(data.y_test)
+    assert n == 1797
+    assert len(data.y_test) == round(0.15 * 1797) == len(data.y_val)
+    assert data.x_train.shape[1:] == (8, 8, 1) and data.x_train.dtype == np.float32
+    assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
+    assert data.spec.input_kind == "image" and data.spec.num_classes == 10
+    assert not data.spec.flip  # a mirrored digit is not the same digit
+    assert set(np.unique(data.y_train)) == set(range(10))
+    # every class holds its share of each split (within one example)
+    all_y = np.concatenate([data.y_train, data.y_val, data.y_test])
+    share = np.bincount(all_y) / n
+    for y in (data.y_val, data.y_test):
+        assert np.all(np.abs(np.bincount(y, minlength=10) - share * len(y)) <= 1)
+    again = load_task(TaskConfig(name="digits"))
+    assert np.array_equal(again.x_val, data.x_val) and np.array_equal(again.y_test, data.y_test)
+    other = load_task(TaskConfig(name="digits", split_seed=1))
+    assert not np.array_equal(other.x_val, data.x_val)
+
+
+def test_splits_are_disjoint_and_cover_everything(tmp_path):
+    x, y = balanced(200, 4, 5)
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y)))
+    ids = [d[:, 0].astype(int) for d in (data.x_train, data.x_val, data.x_test)]
+    assert sorted(np.concatenate(ids).tolist()) == list(range(200))
+    assert (len(ids[0]), len(ids[1]), len(ids[2])) == (140, 30, 30)
+    for part, labels in zip(ids, (data.y_train, data.y_val, data.y_test)):
+        assert np.array_equal(labels, y[part])  # labels travel with their rows
+
+
+def test_own_test_split_is_kept_and_validation_comes_from_training(tmp_path):
+    x, y = balanced(100, 2, 3)
+    xt, yt = balanced(10, 2, 3)
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y, x_test=xt, y_test=yt)))
+    assert np.array_equal(data.x_test, xt) and np.array_equal(data.y_test, yt)
+    assert len(data.y_val) == 15 and len(data.y_train) == 85
+
+
+def test_train_subset_is_stratified_and_exact(tmp_path):
+    x, y = balanced(400, 4, 3)
+    y[:100] = 0  # unbalanced: class 0 holds 175 of 400
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y), train_subset=40))
+    assert len(data.y_train) == 40
+    full = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y)))
+    expected = np.bincount(full.y_train) * 40 / len(full.y_train)
+    assert np.all(np.abs(np.bincount(data.y_train) - expected) < 1)
+    assert set(data.x_train[:, 0]) <= set(full.x_train[:, 0])
+    assert np.array_equal(data.x_val, full.x_val)  # validation does not depend on the subset
+
+
+def test_stratified_take_gives_exact_counts():
+    y = np.array([0] * 7 + [1] * 2 + [2] * 1)
+    picked, rest = stratified_take(y, 5, np.random.default_rng(0))
+    assert len(picked) == 5 and len(rest) == 5
+    assert sorted(np.concatenate([picked, rest]).tolist()) == list(range(10))
+
+
+# -- the built-in data sets -----------------------------------------------------------------
+def test_mnist1d_uses_its_own_test_split_is_cached_and_leaves_rngs_alone():
+    task_readers._mnist1d_arrays.cache_clear()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    data = load_task(TaskConfig(name="mnist1d"))
+    assert np.array_equal(np.random.get_state()[1], np_state[1])
+    assert random.getstate() == py_state
+    assert data.x_train.shape[1:] == (40, 1) and data.spec.input_kind == "sequence"
+    assert len(data.y_test) == 1000 and len(data.y_train) + len(data.y_val) == 4000
+    load_task(TaskConfig(name="mnist1d"))
+    assert task_readers._mnist1d_arrays.cache_info().hits >= 1
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian package dataset-fashion-mnist is not installed",
+)
+def test_fashion_mnist_from_the_debian_package():
+    data = load_task(TaskConfig(name="fashion_mnist", train_subset=1000))
+    assert len(data.y_test) == 10_000 and len(data.y_val) == 9000
+    assert data.x_train.shape == (1000, 28, 28, 1) and data.spec.flip
+    assert data.class_names[9] == "Ankle boot" and "/usr/share/datasets" in data.source
+
+
+def _idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_keras_cache_files_are_read_without_downloading(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(task_readers, "FASHION_DIRS", ())
+    cache = tmp_path / "keras" / "datasets"
+    rng = np.random.default_rng(0)
+    img = lambda n, *s: rng.integers(0, 256, (n, *s), dtype=np.uint8)  # noqa: E731
+    lab = lambda n: np.arange(n) % 10  # noqa: E731
+    cache.mkdir(parents=True)
+    np.savez(cache / "mnist.npz", x_train=img(60, 28, 28), y_train=lab(60),
+             x_test=img(20, 28, 28), y_test=lab(20))  # fmt: skip
+    (cache / "fashion-mnist").mkdir()
+    for name, arr in zip(
+        task_readers.FASHION_FILES, (img(60, 28, 28), lab(60), img(20, 28, 28), lab(20))
+    ):
+        _idx(cache / "fashion-mnist" / name, arr)
+    cifar = cache / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(cifar / name, "wb") as f:
+            pickle.dump({b"data": img(20, 3072), b"labels": list(lab(20))}, f)
+    for name, shape, n_test in (
+        ("mnist", (28, 28, 1), 20),
+        ("fashion_mnist", (28, 28, 1), 20),
+        ("cifar10", (32, 32, 3), 20),
+    ):
+        data = load_task(TaskConfig(name=name))
+        assert data.x_train.shape[1:] == shape and len(data.y_test) == n_test, name
+        assert data.x_train.max() <= 1.0 and str(cache) in data.source
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "fashion_mnist"])
+def test_missing_keras_files_say_where_they_are_expected(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(task_readers, "keras_dataset_dirs", lambda: [tmp_path / "datasets"])
+    monkeypatch.setattr(task_readers, "FASHION_DIRS", ())
+    with pytest.raises(DataError, match=f"task {name}: files? not found.*{tmp_path}") as info:
+        load_task(TaskConfig(name=name))
+    assert "\n" not in str(info.value)
+
+
+# -- the user's own data --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "kind"), [((6,), "flat"), ((12, 3), "sequence"), ((28, 28), "sequence"),
+                        ((6, 6, 2), "image")]
+)  # fmt: skip
+def test_npz_rank_decides_the_input_kind(tmp_path, shape, kind):
+    x = np.random.default_rng(0).normal(size=(60, *shape))
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=np.arange(60) % 3)))
+    assert data.spec.input_kind == kind and data.spec.input_shape == shape
+
+
+def test_npz_string_labels_become_classes_and_uint8_is_scaled(tmp_path):
+    x = np.full((40, 4, 4, 1), 255, dtype=np.uint8)
+    y = np.array(["cat", "dog"] * 20)
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y)))
+    assert data.class_names == ["cat", "dog"] and data.x_train.max() == 1.0
+    assert data.y_train.dtype == np.int32 and set(data.y_train) == {0, 1}
+
+
+def test_image_folder_loads_resized_images(tmp_path):
+    from PIL import Image
+
+    for c, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / c).mkdir()
+        for i in range(10):
+            Image.new("RGB", (20 + i, 16), colour).save(tmp_path / c / f"{i}.png")
+    data = load_task(TaskConfig(name="image_folder", path=str(tmp_path), image_size=(12, 10)))
+    assert data.x_train.shape[1:] == (12, 10, 3) and data.class_names == ["blue", "red"]
+    assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 20
+    red = data.x_train[data.y_train == 1]
+    assert np.allclose(red[..., 0], 1.0) and np.allclose(red[..., 2], 0.0)
+
+
+# -- bad data -------------------------------------------------------------------------------
+def _bad(tmp_path, **arrays) -> TaskConfig:
+    return TaskConfig(name="npz", path=npz(tmp_path, **arrays))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "pattern"),
+    [
+        ({"x": np.zeros((10, 3)), "y": np.arange(9) % 2},
+         r"features have 10 rows but labels have 9; expected one label per row"),
+        ({"x": np.where(np.eye(12, 3) > 0, np.nan, 0.0), "y": np.arange(12) % 2},
+         r"features hold 3 NaN/inf values \(first in row 0\); expected finite numbers"),
+        ({"x": np.full((12, 3), np.inf), "y": np.arange(12) % 2}, r"36 NaN/inf values"),
+        ({"x": np.zeros((12, 3)), "y": np.ones(12)},
+         r"npz \(training data\): every label is 1\.0 \(12 examples\); expected at least 2"),
+        ({"y": np.arange(12) % 2}, r"has no array `x` \(it has \['y'\]\); expected arrays x and y"),
+        ({"x": np.zeros((12, 3))}, r"has no array `y`"),
+        ({"x": np.zeros(12), "y": np.arange(12) % 2}, r"`x` in .* has shape \(12,\); expected 2-D"),
+        ({"x": np.zeros((12, 3)), "y": np.arange(12) % 2, "x_test": np.zeros((2, 3))},
+         r"only one of x_test and y_test"),
+        ({"x": np.zeros((12, 3)), "y": np.arange(12) % 2, "x_test": np.zeros((2, 3)),
+          "y_test": np.array([0, 7])}, r"y_test: label 7 never occurs in the training labels"),
+        ({"x": np.zeros((12, 3)), "y": np.arange(12) % 2, "x_test": np.zeros((2, 4)),
+          "y_test": np.array([0, 1])}, r"x_test: examples of shape \(4,\) differ from x's \(3,\)"),
+        ({"x": np.zeros((3, 3)), "y": np.arange(3) % 2}, r"npz: 3 examples are too few to split"),
+    ],
+)  # fmt: skip
+def test_bad_npz_data_is_one_line_naming_field_and_value(tmp_path, arrays, pattern):
+    with pytest.raises(DataError, match=pattern) as info:
+        load_task(_bad(tmp_path, **arrays))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_npz_file(tmp_path):
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(DataError, match=f"task.path: file '{missing}' does not exist"):
+        load_task(TaskConfig(name="npz", path=str(missing)))
+
+
+def test_image_folder_without_images(tmp_path):
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=f"image folder '{tmp_path}' holds no images"):
+        load_task(TaskConfig(name="image_folder", path=str(tmp_path)))
+    with pytest.raises(DataError, match="folder .* does not exist"):
+        load_task(TaskConfig(name="image_folder", path=str(tmp_path / "missing")))
+
+
+def test_task_config_is_strict():
+    with pytest.raises(Exception, match="task.name"):
+        from_dict(TaskConfig, {"name": "digitz"}, "task")
