@@ -1,7 +1,22 @@
 """rlnas: reinforcement-learning neural architecture search for Keras, tracked in MLflow.
 
 Importing ``rlnas`` loads neither TensorFlow nor MLflow; they are imported where a child is
-built, a controller network is created or a run is tracked.
+built, a controller network is created or a run is tracked. It registers the gymnasium
+environment ``rlnas/Architecture-v0`` (gymnasium 1.x has no plugin discovery, so
+``import rlnas`` is what makes ``gymnasium.make("rlnas/Architecture-v0")`` work; the
+environment's module loads only when one is made).
 """
 
 __version__ = "0.1.0"
+
+
+def _register_environment() -> None:
+    try:
+        import gymnasium
+    except ImportError:  # pragma: no cover - gymnasium is a dependency
+        return
+    if "rlnas/Architecture-v0" not in gymnasium.registry:
+        gymnasium.register(id="rlnas/Architecture-v0", entry_point="rlnas.envs:ArchitectureEnv")
+
+
+_register_environment()

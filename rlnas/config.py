@@ -23,6 +23,7 @@ import yaml
 
 from rlnas.errors import ConfigError, FieldError, did_you_mean, require, require_one_of
 from rlnas.spaces.layers import LayersConfig
+from rlnas.spaces.nasnet import NasnetConfig
 from rlnas.strategies.evolution import EvolutionConfig
 from rlnas.strategies.reinforce import ReinforceConfig
 
@@ -189,11 +190,82 @@ class TrackingConfig:
     """MLflow tracking URI; ``None``: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///runs/mlflow.db``."""
     experiment: str = "rlnas"
     """MLflow experiment the search's run goes into."""
+    retry_seconds: float = 300.0
+    """How long a store that stops answering mid-search is retried (the search goes on, its
+    results kept) before the search stops with its state saved for ``rlnas resume``."""
+
+    def __post_init__(self) -> None:
+        v = self.retry_seconds
+        require(v >= 0, "retry_seconds", v, "a number of seconds >= 0")
 
     def resolved_uri(self) -> str:
         if self.uri:
             return self.uri
         return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///runs/mlflow.db"
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """How ``rlnas final`` retrains the best architectures of a search and tests them."""
+
+    top_k: int = 3
+    """Best distinct architectures of the search (by reward) retrained from scratch."""
+    epochs: int = 30
+    """Training epochs of each final model (children train for ``child.epochs`` only)."""
+    schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning rate over the final epochs: ``cosine`` decays the child's learning rate to 0
+    (Loshchilov & Hutter 2017), ``constant`` keeps it."""
+    train_subset: int | None = None
+    """Train final models on this many examples (stratified); ``None``: all of them (the
+    search's ``task.train_subset`` does not apply to final training)."""
+    augment: str | None = None
+    """Data augmentation of final training (none, light, strong); ``None``: each child's own
+    ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
+    ensemble: bool = False
+    """Also evaluate one Keras model averaging the top-k final models."""
+    weighted: bool = False
+    """Weight the ensemble's members by weights fitted on the validation split. The members
+    then train on the training split only (the weights need examples they never saw);
+    unweighted final models train on training + validation."""
+    register: bool = True
+    """Register each final model (and the ensemble) in the MLflow Model Registry."""
+    model_name: str | None = None
+    """Registered model name; ``None``: ``rlnas-<task>-<space>`` (``-ensemble`` appended for
+    the ensemble)."""
+
+    def __post_init__(self) -> None:
+        require(1 <= self.top_k <= 20, "top_k", self.top_k, "an integer in 1..20")
+        require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        require(
+            self.train_subset is None or self.train_subset >= 10,
+            "train_subset",
+            self.train_subset,
+            "an integer >= 10 or null",
+        )
+        require(
+            self.augment in (None, "none", "light", "strong"),
+            "augment",
+            self.augment,
+            "none, light, strong or null",
+        )
+        require(
+            not self.ensemble or self.top_k >= 2,
+            "top_k",
+            self.top_k,
+            "at least 2 for an ensemble (final.ensemble: true)",
+        )
+        require(
+            self.ensemble or not self.weighted,
+            "weighted",
+            self.weighted,
+            "false unless final.ensemble is true",
+        )
+        require(
+            self.model_name is None or bool(self.model_name.strip()),
+            "model_name",
+            self.model_name,
+            "a non-empty name or null",
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +278,7 @@ class Config:
     space: str = "layers"
     """Search space: layers, nb201 or nasnet; its settings are in the section of that name."""
     layers: LayersConfig = field(default_factory=LayersConfig)
+    nasnet: NasnetConfig = field(default_factory=NasnetConfig)
     strategy: Literal["reinforce", "random", "rea"] = "reinforce"
     """reinforce (the LSTM controller), random, or rea (regularized evolution)."""
     controller: ReinforceConfig = field(default_factory=ReinforceConfig)
@@ -214,6 +287,8 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    """Final training of the best architectures (``rlnas final``)."""
 
     def __post_init__(self) -> None:
         require_one_of("space", self.space, ("layers", "nb201", "nasnet"))

@@ -1,31 +1,45 @@
 """The search loop: ask the strategy, evaluate children, tell the rewards, record everything.
 
 Framework-free: spaces, strategies, evaluators, executors and observers (the MLflow
-tracker, the progress bar, checkpoints) plug in through small interfaces::
+tracker, the progress bar) plug in through small interfaces::
 
     strategy.ask() -> sample -> executor runs evaluator -> outcome -> strategy.tell()
-                                     \\-> observers see every finished trial and update
+                                     \\-> checkpoint, then observers, see every finished trial
 
 Only this loop changes a trial's state. Parallel evaluation is "ask while the executor has
-room, tell as results arrive".
+room, tell as results arrive". Resume is "load the state, re-run the children that were in
+flight, go on": :meth:`Search.state_dict` holds everything (the strategy's state, the trials
+done and in flight, the counters), and the checkpoint saves it after every finished child,
+*before* the observers record that child, so a crash can never leave a child recorded in
+MLflow but missing from the state.
+
+What a resumed search repeats exactly: with the inline executor, everything (the same
+children in the same order with the same rewards). With parallel executors the children
+that were in flight are re-run with the same architecture and seed, and a strategy whose
+asks do not depend on rewards (random search) proposes the same children; a learning
+strategy sees rewards in arrival order, which varies from run to run, resumed or not.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from rlnas.errors import ChildFailure, SearchAborted
+from rlnas.cache import CachedReward, RewardCache
+from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
 from rlnas.strategies.base import SpaceExhausted, Strategy
 from rlnas.trial import Outcome, Trial, TrialState
 
 log = logging.getLogger("rlnas.search")
+
+FINISHED = ("budget", "exhausted", "converged")
+"""Ways a search ends normally; an ``interrupted`` or ``aborted`` one can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,12 @@ class Budget:
     """Sum of the children's costs (training seconds, or simulated seconds for a table).
     A child that would take the total past this limit is not counted."""
     wall_seconds: float | None = None
-    """Wall-clock seconds; no new child starts after this."""
+    """Wall-clock seconds (summed over resumes); no new child starts after this."""
+    repeats: int = 100
+    """Stop (``converged``) after this many children in a row whose architecture was already
+    evaluated. Only a search with ``search.unique: false`` can propose repeats; they cost
+    nothing and do not count, so a strategy that has converged on one architecture would
+    otherwise loop for ever."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,19 @@ class Observer(Protocol):
     def search_finished(self, search: Search, result: SearchResult) -> None: ...
 
 
+class Saver(Protocol):
+    """Writes :meth:`Search.state_dict` somewhere durable (see :mod:`rlnas.checkpoint`);
+    ``release()``, if it has one, is called when the search stops running."""
+
+    def save(self, search: Search, result: SearchResult | None = None) -> None: ...
+
+
 @dataclass
 class SearchResult:
     trials: list[Trial]
     best: Trial | None
     wall_seconds: float
-    stopped: str  # budget | exhausted | aborted | interrupted
+    stopped: str  # budget | exhausted | converged | aborted | interrupted
     message: str = ""
 
     @property
@@ -75,7 +101,11 @@ class SearchResult:
 
 @dataclass
 class Search:
-    """One search. ``run()`` returns a :class:`SearchResult`; observers record it."""
+    """One search. ``run()`` returns a :class:`SearchResult`; observers record it.
+
+    ``checkpoint`` saves the state after every finished child; ``preload`` (called once,
+    after ``search_started``) returns rewards of earlier searches for the cache.
+    """
 
     strategy: Strategy
     executor: Executor
@@ -83,19 +113,30 @@ class Search:
     seed: int = 0
     failures: FailurePolicy = field(default_factory=FailurePolicy)
     observers: Sequence[Observer] = ()
-    trials: list[Trial] = field(default_factory=list)
+    checkpoint: Saver | None = None
+    preload: Callable[[Search], Mapping[str, CachedReward]] | None = None
 
     def __post_init__(self) -> None:
+        self.trials: list[Trial] = []
+        self.updates: list[tuple[float, dict[str, float]]] = []
+        """Every controller update: (time, metrics), so that it can be recorded again."""
+        self.cache = RewardCache()
+        self.fingerprint = ""
+        """The evaluator's fingerprint (known once the search runs)."""
+        self.resumed = False
         self._in_flight: dict[int, Trial] = {}
-        self._cache: dict[str, Trial] = {}
+        self._rerun: list[Trial] = []  # in flight when the search stopped; run them first
+        self.interrupted: set[int] = set()
+        """Children killed because the search stopped; a resumed search runs them again."""
+        self._preloaded = False
         self._consecutive_failures = 0
+        self._repeats = 0
         self._trained = 0
         self._cost = 0.0
+        self._elapsed = 0.0  # wall seconds of earlier runs of this search
         self._started = time.time()
         self._stop: str | None = None
         self._message = ""
-        for trial in self.trials:  # trials restored from a checkpoint
-            self._account(trial)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -107,14 +148,41 @@ class Search:
     def in_flight(self) -> list[Trial]:
         return list(self._in_flight.values())
 
+    @property
+    def finished(self) -> bool:
+        """Whether the search ended normally (nothing left to resume)."""
+        return self._stop in FINISHED
+
+    def save(self) -> None:
+        """Save the state now (the tracker asks once the parent run exists, so that a crash
+        from then on leaves a search that can be resumed)."""
+        self._save()
+
     def child_seed(self, number: int) -> int:
         """A seed per child, derived from the search seed and the child's number."""
         return int(np.random.SeedSequence([self.seed, number]).generate_state(1)[0])
 
     def run(self) -> SearchResult:
-        self._started = time.time()
+        try:
+            self._check_fingerprint()
+        except BaseException:
+            self.executor.close()
+            raise
+        try:
+            return self._run()
+        finally:  # the search no longer runs (also when it crashed): let a resume take it
+            release = getattr(self.checkpoint, "release", None)
+            if release is not None:
+                release()
+
+    def _run(self) -> SearchResult:
+        self._started = time.time() - self._elapsed
         self._emit("search_started")
         try:
+            if self.preload is not None and not self._preloaded:
+                self.cache.preload(self.preload(self))
+                self._preloaded = True
+            self._save()
             while True:
                 self._fill()
                 if not self._in_flight:
@@ -136,6 +204,7 @@ class Search:
                 trial.state = TrialState.KILLED
                 trial.message = "in flight when the search stopped"
                 trial.finished_at = time.time()
+                self.interrupted.add(trial.number)
             self._in_flight.clear()
             self.executor.close()
         result = SearchResult(
@@ -145,8 +214,63 @@ class Search:
             self._stop or "budget",
             self._message,
         )
+        self._stop = result.stopped
+        self._save(result)
         self._emit("search_finished", result)
         return result
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: plain data, plus NumPy arrays in the strategy's part.
+
+        Children in flight (or killed because the search stopped) are saved as RUNNING:
+        a resumed search runs them again, with the same architecture and seed.
+        """
+        trials = []
+        for t in self.trials:
+            record = t.to_dict()
+            if t.number in self._in_flight or t.number in self.interrupted:
+                record.update(state=TrialState.RUNNING.value, message=None, finished_at=None)
+            trials.append(record)
+        return {
+            "seed": self.seed,
+            "fingerprint": self.fingerprint,
+            "trials": trials,
+            "updates": [[t, dict(m)] for t, m in self.updates],
+            "earlier_cache": {k: v.to_dict() for k, v in self.cache.earlier.items()},
+            "preloaded": self._preloaded,
+            "consecutive_failures": self._consecutive_failures,
+            "repeats": self._repeats,
+            "elapsed": time.time() - self._started,
+            "stopped": self._stop,
+            "message": self._message,
+            "strategy": self.strategy.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (before :meth:`run`)."""
+        self.strategy.load_state_dict(state["strategy"])
+        self.trials = [Trial.from_dict(d) for d in state["trials"]]
+        self.strategy.mark_seen(t.architecture for t in self.trials)
+        self.updates = [(float(t), dict(m)) for t, m in state["updates"]]
+        self.cache = RewardCache()
+        self.cache.preload(
+            {k: CachedReward.from_dict(v) for k, v in state["earlier_cache"].items()}
+        )
+        self._preloaded = bool(state["preloaded"])
+        self._trained, self._cost = 0, 0.0
+        for trial in self.trials:
+            self._account(trial)
+        self._rerun = [t for t in self.trials if t.state is TrialState.RUNNING]
+        self._repeats = int(state["repeats"])
+        self._elapsed = float(state["elapsed"])
+        self.fingerprint = str(state["fingerprint"])
+        stopped = state["stopped"]
+        if stopped in FINISHED:  # nothing left to run: a resume only records what is missing
+            self._stop, self._message = stopped, str(state["message"])
+        if stopped != "aborted":  # after an abort, the user has fixed the cause: start afresh
+            self._consecutive_failures = int(state["consecutive_failures"])
+        self.resumed = True
 
     # -- the loop --------------------------------------------------------------------------
     def _room(self) -> bool:
@@ -160,6 +284,11 @@ class Search:
         return b.wall_seconds is None or time.time() - self._started < b.wall_seconds
 
     def _fill(self) -> None:
+        while self._rerun and len(self._in_flight) < self.executor.capacity and not self._stop:
+            trial = self._rerun.pop(0)
+            log.info("child %d was in flight when the search stopped: run again", trial.number)
+            trial.started_at = time.time()
+            self._submit(trial)
         while len(self._in_flight) < self.executor.capacity and self._room():
             try:
                 sample = self.strategy.ask()
@@ -174,14 +303,25 @@ class Search:
                 controller_step=getattr(self.strategy, "step", 0),
             )
             self.trials.append(trial)
-            earlier = self._cache.get(sample.architecture.hash)
-            if earlier is not None:  # the same child again: reuse its reward, train nothing
-                trial.complete(Outcome(earlier.reward, earlier.metrics, earlier.history, 0.0))
-                trial.cached_from = earlier.number
-                self._after(trial)
+            earlier = self.cache.get(sample.architecture.hash)
+            if earlier is None:
+                self._repeats = 0
+                self._submit(trial)
                 continue
-            self._in_flight[number] = trial
-            self.executor.submit(Job(number, dict(sample.architecture), trial.seed))
+            trial.complete(earlier.outcome())  # the same child again: train nothing
+            trial.cached_from = earlier.source
+            self._repeats += 1
+            self._after(trial)
+            if self._repeats >= self.budget.repeats:
+                self._stop = "converged"
+                self._message = (
+                    f"the last {self._repeats} children proposed had all been evaluated "
+                    "before (search.unique is false): the strategy has converged"
+                )
+
+    def _submit(self, trial: Trial) -> None:
+        self._in_flight[trial.number] = trial
+        self.executor.submit(Job(trial.number, dict(trial.architecture), trial.seed))
 
     def _finish(self, trial: Trial, result: Outcome | ChildFailure) -> None:
         if isinstance(result, ChildFailure):
@@ -194,6 +334,7 @@ class Search:
                 trial.cost = result.cost
                 trial.finished_at = time.time()
                 self._stop = "budget"
+                self._save()
                 self._emit("trial_finished", trial)
                 return
             trial.complete(result)
@@ -211,6 +352,9 @@ class Search:
                 "child %d failed (%s): %s", trial.number, trial.failure_reason, trial.message
             )
         update = self.strategy.tell(trial.sample, reward)
+        if update:
+            self.updates.append((time.time(), dict(update)))
+        self._save()  # the state first: a crash after this never loses or repeats the child
         self._emit("trial_finished", trial)
         if update:
             self._emit("controller_updated", update)
@@ -229,8 +373,23 @@ class Search:
             return
         self._trained += 1
         self._cost += trial.cost
-        if trial.state is TrialState.COMPLETE:
-            self._cache.setdefault(trial.architecture.hash, trial)
+        self.cache.remember(trial)
+
+    def _check_fingerprint(self) -> None:
+        """Learn the evaluator's fingerprint; a resumed search must still have the same."""
+        fingerprint = getattr(self.executor, "fingerprint", None)
+        current = str(fingerprint()) if callable(fingerprint) else ""
+        if self.resumed and self.fingerprint and current and current != self.fingerprint:
+            raise ConfigError(
+                f"the evaluator's settings changed since the search started (fingerprint "
+                f"{self.fingerprint}, now {current}); a search resumes only with the same "
+                "data and child settings."
+            )
+        self.fingerprint = current or self.fingerprint
+
+    def _save(self, result: SearchResult | None = None) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(self, result)
 
     def _emit(self, event: str, *args) -> None:
         for obs in self.observers:

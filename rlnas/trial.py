@@ -56,7 +56,7 @@ class Trial:
     texts: dict[str, str] = field(default_factory=dict)
     failure_reason: str | None = None
     message: str | None = None
-    cached_from: int | None = None
+    cached_from: int | str | None = None  # reward re-used: child number, or an earlier run id
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 

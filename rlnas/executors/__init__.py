@@ -42,6 +42,10 @@ class Evaluator(Protocol):
 class Executor(Protocol):
     capacity: int
 
+    def fingerprint(self) -> str:
+        """The evaluator's fingerprint (a pool may wait for its first worker to say it)."""
+        ...
+
     def submit(self, job: Job) -> None: ...
 
     def wait(self) -> list[tuple[int, Outcome | ChildFailure]]:
@@ -102,6 +106,9 @@ class InlineExecutor:
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
         self._done: list[tuple[int, Outcome | ChildFailure]] = []
+
+    def fingerprint(self) -> str:
+        return self.evaluator.fingerprint()
 
     def submit(self, job: Job) -> None:
         self._done.append((job.number, run_job(self.evaluator, job)))

@@ -90,7 +90,7 @@ def _worker_main(conn: Connection, factory: bytes, env: dict[str, str]) -> None:
     except BaseException as exc:  # reported to the driver, which stops the search
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), evaluator.fingerprint()))
     while True:
         try:
             job = conn.recv()
@@ -194,6 +194,7 @@ class ProcessExecutor:
         self._done: list[Result] = []
         self._startup_deaths = 0
         self._fatal: str | None = None
+        self._fingerprint: str | None = None
         self._closed = False
         self._finalizer = weakref.finalize(self, _stop, self._workers, self._retiring)
         for _ in range(cfg.workers):
@@ -203,6 +204,18 @@ class ProcessExecutor:
     def pids(self) -> list[int | None]:
         """Process ids of the current workers (for tests and diagnostics)."""
         return [w.process.pid for w in self._workers]
+
+    def fingerprint(self) -> str:
+        """The evaluator's fingerprint, as the first worker to be ready reports it."""
+        while self._fingerprint is None:
+            if self._fatal is not None:
+                raise SearchAborted(self._fatal)
+            handles = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+            ready = set(wait_any(handles))
+            for w in list(self._workers):
+                if w.conn in ready or w.process.sentinel in ready:
+                    self._collect(w)
+        return self._fingerprint
 
     def submit(self, job: Job) -> None:
         if self._closed:
@@ -284,6 +297,7 @@ class ProcessExecutor:
         kind = message[0]
         if kind == "ready":
             w.ready = True
+            self._fingerprint = message[2]
             self._startup_deaths = 0
         elif kind == "result":
             number, result = message[1], message[2]

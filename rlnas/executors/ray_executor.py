@@ -61,8 +61,9 @@ class EvaluatorActor:
             self.evaluator = None
             self.failure = f"{type(exc).__name__}: {exc}"
 
-    def ready(self) -> tuple[int, str | None]:
-        return os.getpid(), self.failure
+    def ready(self) -> tuple[int, str | None, str | None]:
+        fingerprint = self.evaluator.fingerprint() if self.evaluator is not None else None
+        return os.getpid(), self.failure, fingerprint
 
     def evaluate(self, job: Job) -> Outcome | ChildFailure:
         assert self.evaluator is not None
@@ -146,6 +147,7 @@ class RayExecutor:
         self._done: list[Result] = []
         self._startup_deaths = 0
         self._fatal: str | None = None
+        self._fingerprint: str | None = None
         self._closed = False
         self._slots = [self._spawn() for _ in range(cfg.workers)]
 
@@ -167,6 +169,17 @@ class RayExecutor:
     def pids(self) -> list[int | None]:
         """Process ids of the ready actors (``None`` while one is starting)."""
         return [s.pid for s in self._slots]
+
+    def fingerprint(self) -> str:
+        """The evaluator's fingerprint, as the first actor to be ready reports it."""
+        while self._fingerprint is None:
+            if self._fatal is not None:
+                raise SearchAborted(self._fatal)
+            refs = {s.ready_ref: s for s in self._slots if s.ready_ref is not None}
+            first, _ = self._ray.wait(list(refs), num_returns=1)
+            for ref in first:
+                self._started(refs[ref])
+        return self._fingerprint
 
     def submit(self, job: Job) -> None:
         if self._closed:
@@ -231,7 +244,7 @@ class RayExecutor:
 
     def _started(self, slot: _Slot) -> None:
         try:
-            pid, failure = self._ray.get(slot.ready_ref)
+            pid, failure, fingerprint = self._ray.get(slot.ready_ref)
         except self._ray.exceptions.RayError as exc:
             self._startup_deaths += 1
             if self._startup_deaths >= _STARTUP_DEATHS:
@@ -246,6 +259,7 @@ class RayExecutor:
             self._replace(slot)
             return
         slot.ready_ref, slot.pid = None, pid
+        self._fingerprint = fingerprint
         self._startup_deaths = 0
 
     def _finished(self, slot: _Slot) -> None:

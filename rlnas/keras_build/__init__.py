@@ -5,10 +5,24 @@ Importing this package imports Keras; the core (spaces, strategies, search) neve
 
 from rlnas.keras_build.augment import augment_inputs
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
-from rlnas.keras_build.layers_model import build_model, compile_model, make_optimizer
+from rlnas.keras_build.layers_model import build_model as build_layers_model
+from rlnas.keras_build.layers_model import compile_model, make_optimizer
+
+
+def build_model(blueprint, spec):
+    """The Keras model of a blueprint of any Keras space (dispatched on its type)."""
+    from rlnas.spaces.nasnet import NasnetBlueprint
+
+    if isinstance(blueprint, NasnetBlueprint):
+        from rlnas.keras_build.nasnet_model import build_nasnet_model
+
+        return build_nasnet_model(blueprint, spec)
+    return build_layers_model(blueprint, spec)
+
 
 __all__ = [
     "augment_inputs",
+    "build_layers_model",
     "build_model",
     "compile_model",
     "make_optimizer",

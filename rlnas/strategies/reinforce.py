@@ -30,7 +30,7 @@ import numpy as np
 
 from rlnas.errors import require
 from rlnas.space import Decision, Sample, Space
-from rlnas.strategies.base import Strategy
+from rlnas.strategies.base import SpaceExhausted, Strategy
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class ReinforceConfig:
 
     hidden_size: int = 64
     """LSTM units and embedding width (ENAS: 32 or 64; Zoph & Le: 35 in two layers)."""
-    temperature: float = 5.0
+    temperature: float = 1.0
     """Logits are divided by this before the tanh squashing (ENAS: 5.0)."""
     tanh_constant: float | None = 2.5
     """Logits become ``c * tanh(logits)``; ``None`` disables it (ENAS: 1.1 to 2.5)."""
-    learning_rate: float = 0.0035
+    learning_rate: float = 0.01
     """Adam learning rate of the controller (ENAS micro search: 0.0035; Zoph & Le: 0.0006)."""
-    batch_size: int = 5
+    batch_size: int = 2
     """Children per update (Zoph & Le: m = 8 children per controller replica)."""
     updates_per_batch: int = 1
     """Gradient steps taken on each batch (1 is plain REINFORCE)."""
@@ -56,19 +56,34 @@ class ReinforceConfig:
     """Divide advantages by the running standard deviation of rewards."""
     entropy_weight: float = 1e-4
     """Weight of the entropy bonus in the loss (ENAS: 1e-4)."""
-    elite_size: int = 0
+    advantage: str = "quantile"
+    """``baseline``: reward minus the EMA baseline (over the running std if
+    ``normalize_advantage``); ``quantile``: 2 q - 1, where q is the reward's quantile among
+    the last ``quantile_window`` rewards (scale-free: an outlier weighs like any loser)."""
+    quantile_window: int = 50
+    """Rewards the ``quantile`` advantage compares with."""
+    elite_size: int = 5
     """How many of the best architectures so far are replayed by maximum likelihood (0: off)."""
-    elite_weight: float = 0.0
+    elite_weight: float = 1.0
     """Weight of the elite log-likelihood term."""
     grad_clip_norm: float | None = None
     """Clip the global gradient norm to this value; ``None``: no clipping."""
     init_range: float = 0.1
     """Weights start uniform in ``[-init_range, init_range]`` (ENAS: 0.1)."""
+    warm_updates: int = 0
+    """After a warm start (``from``), sample with ``warm_temperature`` for this many updates
+    so that the new search can still move away from the old preferences (0: never)."""
+    warm_temperature: float = 2.0
+    """Sampling temperature of the first ``warm_updates`` updates after a warm start."""
     from_: str | None = None
     """Start from a saved controller (``controllers/NAME`` or ``runs:/<run_id>/controller``);
     written ``from`` in YAML."""
 
     def __post_init__(self) -> None:
+        require(self.warm_updates >= 0, "warm_updates", self.warm_updates, "an integer >= 0")
+        require(
+            self.warm_temperature > 0, "warm_temperature", self.warm_temperature, "a number > 0"
+        )
         for name in ("hidden_size", "batch_size", "updates_per_batch"):
             require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
         require(self.temperature > 0, "temperature", self.temperature, "a number > 0")
@@ -86,6 +101,15 @@ class ReinforceConfig:
             "a number in [0, 1)",
         )
         require(self.entropy_weight >= 0, "entropy_weight", self.entropy_weight, "a number >= 0")
+        require(
+            self.advantage in ("baseline", "quantile"),
+            "advantage",
+            self.advantage,
+            "baseline or quantile",
+        )
+        require(
+            self.quantile_window >= 2, "quantile_window", self.quantile_window, "an integer >= 2"
+        )
         require(self.elite_size >= 0, "elite_size", self.elite_size, "an integer >= 0")
         require(self.elite_weight >= 0, "elite_weight", self.elite_weight, "a number >= 0")
         require(
@@ -153,6 +177,55 @@ class LSTMPolicy:
                 var.assign(rng.uniform(-self.init_range, self.init_range, shape).astype("float32"))
 
 
+class Episode:
+    """One architecture sampled from a controller's policy, one decision at a time.
+
+    ``choose(decision, allowed)`` draws each decision (a chooser for ``Space.sample``);
+    ``finish(plain)`` takes the finished sample and returns the one to ``tell`` (or ``None``
+    when it had been proposed before, which only a resumed search meets). Without
+    ``unique`` it is plain sampling from the policy. With it, each decision path (the
+    active choices so far) keeps the share of its probability not proposed yet in the
+    controller's ``_unseen`` (1 until visited, 0 once exhausted), refreshed with the current
+    policy along every drawn path; shares off the drawn path date from their last visit
+    (the incremental sampling without replacement of Shi et al., ICML 2020, for a policy
+    that learns). Masking only exhausted branches instead would hand the probability of an
+    architecture already proposed to its siblings at the LAST decision: a concentrated
+    policy would explore its last decisions exhaustively and its first ones hardly at all.
+    """
+
+    def __init__(self, controller: ReinforceController) -> None:
+        self.controller = controller
+        self.unique = controller.seen is not None
+        if self.unique and controller._unseen.get((), 1.0) <= 0.0:
+            raise SpaceExhausted(
+                f"every architecture of space `{controller.space.name}` was proposed."
+            )
+        self.steps: list[tuple[tuple[int, ...], np.ndarray, tuple[bool, ...], np.ndarray]] = []
+        unseen = controller._unseen if self.unique else None
+        self.choose = controller._chooser(unseen, self.steps)
+
+    def finish(self, plain: Sample) -> Sample | None:
+        """The sample to tell (its masks: the choices that were still open), or ``None``."""
+        ctl = self.controller
+        if not self.unique:
+            return plain
+        unseen = ctl._unseen
+        unseen[tuple(a for a in plain.actions if a >= 0)] = 0.0
+        for path, probs, allowed, _ in reversed(self.steps):
+            probs = np.where(allowed, np.maximum(probs, 1e-12), 0.0)  # no underflow to 0
+            shares = [unseen.get((*path, i), 1.0) for i in range(len(probs))]
+            unseen[path] = float(np.dot(probs, shares) / probs.sum())
+        it = iter(self.steps)
+        masks = tuple(
+            tuple(bool(x) for x in next(it)[3]) if a >= 0 else m
+            for a, m in zip(plain.actions, plain.masks)
+        )
+        if plain.architecture in ctl.seen:
+            return None
+        ctl.seen.add(plain)
+        return Sample(plain.architecture, plain.actions, masks)
+
+
 class ReinforceController(Strategy):
     """REINFORCE strategy: ``ask`` samples from the LSTM policy, ``tell`` collects rewards
     and updates the policy every ``batch_size`` children."""
@@ -175,6 +248,8 @@ class ReinforceController(Strategy):
 
         self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
         self.optimizer.build(self.policy.variables)
+        # the temperature is a variable so that a warm start can raise it for a while
+        self._temperature = tf.Variable(self.config.temperature, trainable=False)
         self._reset_learning_state()
         # rows of an update: the batch and the elite, padded to a fixed count so that every
         # shape in the graph is static (half the run time of a dynamic batch dimension)
@@ -197,10 +272,27 @@ class ReinforceController(Strategy):
         self.reward_var: float | None = None
         self.step = 0  # number of updates so far
         self.pending: list[tuple[Sample, float]] = []
+        self.recent: list[float] = []  # the last rewards, for the quantile advantage
+        self._unseen: dict[tuple[int, ...], float] = {}  # see Episode
         self.elite: list[tuple[float, int, Sample]] = []  # min-heap of (reward, order, sample)
         self._told = 0
-        for var in self.optimizer.variables:
+        self.warm_left = 0  # updates still sampled at warm_temperature (see warm_started)
+        self._temperature.assign(self.config.temperature)
+        for var in self.optimizer.variables:  # Adam's moments and step count start at zero
             var.assign(np.zeros(tuple(var.shape), var.dtype))
+        self.optimizer.learning_rate.assign(self.config.learning_rate)  # zeroed just above
+
+    @property
+    def temperature(self) -> float:
+        """The sampling temperature now (``warm_temperature`` early in a warm start)."""
+        return self.config.warm_temperature if self.warm_left > 0 else self.config.temperature
+
+    def warm_started(self) -> None:
+        """Called once the weights of a saved controller are in: the baseline, reward spread
+        and optimizer state stay fresh (a new task's rewards have their own scale) and the
+        first ``warm_updates`` updates sample at ``warm_temperature``."""
+        self.warm_left = self.config.warm_updates
+        self._temperature.assign(self.temperature)
 
     def reset(self, seed: int) -> None:
         """Start afresh, exactly as a new controller with this seed would, while keeping the
@@ -211,20 +303,43 @@ class ReinforceController(Strategy):
         self._sync()
 
     # -- sampling (NumPy) ------------------------------------------------------------------
-    def _sync(self, weights=None) -> None:
-        """Copy the Keras weights into NumPy arrays for fast sampling."""
-        if weights is None:
-            weights = self.policy.model.weights
-        emb, kernel, recurrent, bias, self._head_w, self._head_b = (w.numpy() for w in weights)
-        self._x_table = emb @ kernel + bias  # the input half of an LSTM step, per token
-        self._recurrent = recurrent
+    def _sync(self, tables=None) -> None:
+        """Keep the policy as NumPy arrays for fast sampling: per token the input half of an
+        LSTM step (``embedding @ kernel + bias``), the recurrent kernel and the head. The
+        update hands them over already computed; otherwise they come from the weights."""
+        if tables is None:
+            emb, kernel, recurrent, bias, head_w, head_b = (
+                w.numpy() for w in self.policy.model.weights
+            )
+            tables = (emb @ kernel + bias, recurrent, head_w, head_b)
+        self._x_table, self._recurrent, self._head_w, self._head_b = (np.asarray(t) for t in tables)
         self._h0 = np.zeros(self.config.hidden_size, np.float32)
         p = self.policy
         self._head_cols = [slice(o, o + n) for o, n in zip(p.offset, p.sizes)]
 
     def ask(self) -> Sample:
+        while True:
+            episode = self.episode()
+            sample = episode.finish(self.space.sample(episode.choose)[0])
+            if sample is not None:
+                return sample
+            # proposed before this controller knew (a resumed search): now it knows; redraw
+
+    def episode(self) -> Episode:
+        """The sampling of one architecture, decision by decision: what :meth:`ask` does,
+        open for an outside loop to drive (the gymnasium environment's agent)."""
+        return Episode(self)
+
+    def _chooser(self, unseen: dict | None = None, steps: list | None = None):
+        """A chooser that samples each decision from the policy, step by step.
+
+        With ``unseen`` (per decision path, the share of its probability not proposed yet)
+        choice ``i`` is drawn with probability proportional to ``p(i) * unseen[path + i]``,
+        and ``steps`` collects per decision: the path so far, the probabilities and the
+        allowed choices (what :meth:`Episode.finish` needs for its bookkeeping).
+        """
         p = self.policy
-        state = {"h": self._h0, "c": self._h0, "t": 0, "token": 0}
+        state = {"h": self._h0, "c": self._h0, "t": 0, "token": 0, "path": ()}
 
         def choose(decision: Decision, allowed: tuple[bool, ...]) -> int:
             while state["t"] < decision.step:  # decisions skipped as inactive
@@ -232,13 +347,19 @@ class ReinforceController(Strategy):
                 state["token"] = int(p.base[state["t"]] + p.sizes[state["t"]])
                 state["t"] += 1
             state["h"], state["c"] = self._lstm_step(state["token"], state["h"], state["c"])
-            cum = np.cumsum(self._probs(decision.step, state["h"], allowed))
+            probs = weights = self._probs(decision.step, state["h"], allowed)
+            if unseen is not None:
+                path = state["path"]
+                weights = probs * [unseen.get((*path, i), 1.0) for i in range(len(probs))]
+                steps.append((path, probs, allowed, weights > 0))  # type: ignore[union-attr]
+            cum = np.cumsum(weights)
             index = min(int(np.searchsorted(cum, self.rng.random() * cum[-1])), len(cum) - 1)
+            state["path"] = (*state["path"], index)
             state["token"] = int(p.base[decision.step] + index)
             state["t"] = decision.step + 1
             return index
 
-        return self._draw(choose)
+        return choose
 
     def _lstm_step(self, token: int, h: np.ndarray, c: np.ndarray):
         """One step of Keras's LSTMCell (gates i, f, g, o) in NumPy."""
@@ -251,13 +372,30 @@ class ReinforceController(Strategy):
     def _probs(self, t: int, h: np.ndarray, allowed: tuple[bool, ...] | None) -> np.ndarray:
         """Probabilities of decision ``t``'s choices given the LSTM output ``h``."""
         cols = self._head_cols[t]
-        logits = (h @ self._head_w[:, cols] + self._head_b[cols]) / self.config.temperature
+        logits = (h @ self._head_w[:, cols] + self._head_b[cols]) / self.temperature
         if self.config.tanh_constant is not None:
             logits = self.config.tanh_constant * np.tanh(logits)
         if allowed is not None:
             logits = np.where(allowed, logits, -np.inf)
         probs = np.exp(logits - logits.max())
         return probs / probs.sum()
+
+    def log_probs(self, sample: Sample) -> np.ndarray:
+        """Per decision, the log-probability the NumPy sampler gives ``sample``'s choice
+        under its recorded masks (0 where inactive): what the update recomputes in
+        TensorFlow, and what the tests compare with it."""
+        p = self.policy
+        h = c = self._h0
+        token = 0
+        out = np.zeros(p.n_steps)
+        for t, (action, mask) in enumerate(zip(sample.actions, sample.masks)):
+            h, c = self._lstm_step(token, h, c)
+            if action < 0:
+                token = int(p.base[t] + p.sizes[t])
+                continue
+            out[t] = np.log(self._probs(t, h, mask)[action])
+            token = int(p.base[t] + action)
+        return out
 
     # -- learning (TensorFlow) -------------------------------------------------------------
     def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
@@ -294,6 +432,12 @@ class ReinforceController(Strategy):
         )
         if cfg.normalize_advantage:
             advantages = advantages / (np.sqrt(self.reward_var) + 1e-8)
+        self.recent = (self.recent + [float(r) for r in rewards])[-cfg.quantile_window :]
+        if cfg.advantage == "quantile":
+            window = np.array(self.recent)
+            below = (window[None, :] < rewards[:, None]).mean(1)
+            ties = (window[None, :] == rewards[:, None]).mean(1)
+            advantages = (2 * (below + 0.5 * ties) - 1).astype(np.float32)
 
         # one set of rows: the batch (weighted by its advantages) and the elite (weighted for
         # maximum likelihood), so that one TensorFlow call does the whole update
@@ -306,9 +450,12 @@ class ReinforceController(Strategy):
             weights[len(batch) : len(samples), 1] = cfg.elite_weight / len(self.elite)
         rows = self._rows_of(samples)
         for _ in range(cfg.updates_per_batch):
-            loss, entropy, logp, new_weights = self._train_step(rows, weights)
-        self._sync(new_weights)
+            loss, entropy, logp, tables = self._train_step(rows, weights)
+        self._sync(tables)
         self.step += 1
+        if self.warm_left > 0:
+            self.warm_left -= 1
+            self._temperature.assign(self.temperature)
         return {
             "controller/step": float(self.step),
             "controller/reward_mean": mean,
@@ -342,16 +489,20 @@ class ReinforceController(Strategy):
         )
         emb, kernel, recurrent, bias, head_w, head_b = p.model.weights
         x = tf.gather(emb, tokens) @ kernel + bias  # (B, T, 4H): input part of every step
-        h = c = tf.zeros([tf.shape(actions)[0], self.config.hidden_size])
-        outputs = []
-        for t in range(p.n_steps):  # the LSTMCell equations, unrolled over the decisions
-            i, f, g, o = tf.split(x[:, t] + h @ recurrent, 4, axis=1)
+        zeros = tf.zeros([tf.shape(actions)[0], self.config.hidden_size])
+
+        def lstm_step(state, x_t):  # the LSTMCell equations, one decision
+            h, c = state
+            i, f, g, o = tf.split(x_t + h @ recurrent, 4, axis=1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            h = tf.sigmoid(o) * tf.tanh(c)
-            outputs.append(h)
-        raw = tf.stack(outputs) @ head_w + head_b  # (T, B, sum C)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        # a symbolic loop, not a Python-unrolled one: XLA then compiles a 50-decision space
+        # in seconds instead of minutes, and runs it as fast
+        outputs, _ = tf.scan(lstm_step, tf.transpose(x, [1, 0, 2]), initializer=(zeros, zeros))
+        raw = outputs @ head_w + head_b  # (T, B, sum C)
         logits = tf.gather(raw, p.columns, axis=2, batch_dims=1)  # (T, B, C_max)
-        logits = tf.transpose(logits, [1, 0, 2]) / self.config.temperature
+        logits = tf.transpose(logits, [1, 0, 2]) / self._temperature
         if self.config.tanh_constant is not None:
             logits = self.config.tanh_constant * tf.tanh(logits)
         logits = tf.where(masks, logits, -1e9)
@@ -384,9 +535,13 @@ class ReinforceController(Strategy):
         if cfg.grad_clip_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
         self.optimizer.apply_gradients(zip(grads, variables))
-        weights = [tf.identity(w) for w in self.policy.model.weights]  # read after the update
+        # the sampling tables of the updated policy (read after the update), see _sync
+        emb, kernel, recurrent, bias, head_w, head_b = (
+            tf.identity(w) for w in self.policy.model.weights
+        )
+        tables = (emb @ kernel + bias, recurrent, head_w, head_b)
         mean_logp = tf.reduce_sum(tf.where(is_batch, seq_logp, 0.0)) / n_batch
-        return loss, mean_entropy, mean_logp, weights
+        return loss, mean_entropy, mean_logp, tables
 
     # -- inspection and state --------------------------------------------------------------
     def greedy(self) -> list[tuple[str, list[tuple[Any, float]]]]:
@@ -412,7 +567,10 @@ class ReinforceController(Strategy):
             reward_var=self.reward_var,
             step=self.step,
             told=self._told,
+            warm_left=self.warm_left,
             pending=[(s.to_dict(), r) for s, r in self.pending],
+            recent=list(self.recent),
+            unseen=[[list(path), share] for path, share in self._unseen.items()],
             elite=[(r, o, s.to_dict()) for r, o, s in self.elite],
             weights=[v.numpy() for v in self.policy.model.weights],
             optimizer=[v.numpy() for v in self.optimizer.variables],
@@ -425,7 +583,11 @@ class ReinforceController(Strategy):
         self.reward_var = state["reward_var"]
         self.step = int(state["step"])
         self._told = int(state["told"])
+        self.warm_left = int(state.get("warm_left", 0))
+        self._temperature.assign(self.temperature)
         self.pending = [(Sample.from_dict(s), float(r)) for s, r in state["pending"]]
+        self.recent = [float(r) for r in state.get("recent", [])]
+        self._unseen = {tuple(path): float(share) for path, share in state.get("unseen", [])}
         self.elite = [(float(r), int(o), Sample.from_dict(s)) for r, o, s in state["elite"]]
         heapq.heapify(self.elite)
         for var, value in zip(self.policy.model.weights, state["weights"]):

@@ -1,0 +1,191 @@
+"""``rlnas bench nb201``: flags, the run, the printed table, results.json and MLflow.
+
+    rlnas bench nb201 --dataset cifar10 --strategies reinforce,rea,random --seeds 300 \\
+        --budget-seconds 12000 --queries 150,500 --out results.json
+
+The controller and evolution settings come from a search config (default
+``configs/nb201-cifar10.yaml``, the file a real ``nb201`` search uses); ``--set`` changes
+them the way ``rlnas search --set`` does. The run is logged to MLflow as one parent run
+(params, summary metrics, ``results.json``, ``table.md`` and ``config.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rlnas.errors import ConfigError
+
+DEFAULT_CONFIG = "configs/nb201-cifar10.yaml"
+
+
+def register_nb201(sub) -> None:
+    p = sub.add_parser(
+        "nb201",
+        help="REINFORCE, regularized evolution and random search on NAS-Bench-201",
+        description="Run each strategy over many seeds on the NAS-Bench-201 table and print "
+        "the mean ± std of the best test accuracy found within each budget, next to the "
+        "published figures. The reward is the 200-epoch TEST accuracy (the table has no full "
+        "validation column).",
+    )
+    p.add_argument("--dataset", help="cifar10, cifar100 or imagenet16_120 (default: the config's)")
+    p.add_argument("--strategies", default="reinforce,rea,random", help="comma-separated")
+    p.add_argument("--seeds", type=int, default=300, help="searches per strategy")
+    p.add_argument(
+        "--budget-seconds",
+        default="12000",
+        help="comma-separated budgets in simulated training seconds ('' for none)",
+    )
+    p.add_argument(
+        "--queries", default="150,500", help="comma-separated budgets in look-ups ('' for none)"
+    )
+    p.add_argument("--out", metavar="PATH", help="write results.json here")
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help=f"search config with the controller settings (default: {DEFAULT_CONFIG})",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes to split the seeds over")
+    p.add_argument("--first-seed", type=int, default=0, help="seed of the first search")
+    p.add_argument("--tracking-uri", help="MLflow store (default: the config's, else runs/)")
+    p.add_argument("--experiment", default="rlnas-bench", help="MLflow experiment")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    p.set_defaults(func=run_nb201)
+
+
+def _numbers(flag: str, text: str, kind: type) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{flag}: expected {kind.__name__}s separated by commas, got {text!r}."
+        ) from None
+    return values
+
+
+def _config_path(path: str | None) -> Path:
+    if path is not None:
+        return Path(path)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (base / DEFAULT_CONFIG).is_file():
+            return base / DEFAULT_CONFIG
+    raise ConfigError(
+        f"--config: {DEFAULT_CONFIG} is neither in the current folder nor in the rlnas "
+        "checkout; pass --config FILE (a search config with space: nb201)."
+    )
+
+
+def run_nb201(args: argparse.Namespace) -> int:
+    from rlnas.bench.nb201 import BenchSettings, format_table, run_bench
+    from rlnas.config import TrackingConfig, load_config
+    from rlnas.evaluators.table import PROTOCOL_NOTE
+
+    config_path = _config_path(args.config)
+    cfg = load_config(config_path, args.set)
+    if cfg.space != "nb201" or cfg.task.name != "nb201":
+        raise ConfigError(
+            f"--config: {str(config_path)!r} must search space nb201 on task nb201, "
+            f"got space {cfg.space!r} and task {cfg.task.name!r}."
+        )
+    settings = BenchSettings(
+        dataset=args.dataset or cfg.task.dataset,
+        strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+        seeds=args.seeds,
+        budget_seconds=_numbers("--budget-seconds", args.budget_seconds, float),
+        queries=_numbers("--queries", args.queries, int),
+        workers=args.workers,
+        first_seed=args.first_seed,
+    )
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise ConfigError(f"--out: folder {str(out.parent)!r} does not exist.")
+    uri = None
+    if not args.no_track:  # check the store before the work, not after
+        from rlnas.tracking import connect, normalize_uri
+
+        uri = normalize_uri(
+            args.tracking_uri or TrackingConfig(uri=cfg.tracking.uri).resolved_uri()
+        )
+        connect(uri)
+
+    print(PROTOCOL_NOTE, file=sys.stderr)
+    print(
+        f"rlnas bench nb201: {', '.join(settings.strategies)} x {settings.seeds} seeds, "
+        f"budgets {', '.join(settings.labels)}, {settings.workers} worker(s), "
+        f"config {config_path}",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    results, walls = run_bench(cfg, settings)
+    wall = time.perf_counter() - start
+    table = format_table(results, settings)
+    print(table)
+    print(
+        f"wall {wall:.1f} s; per strategy (process seconds): "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in walls.items())
+    )
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results written to {out}")
+    if uri is not None:
+        run_id = log_bench(uri, args.experiment, cfg, settings, results, table, walls, wall)
+        print(f"MLflow run {run_id} in {uri} (experiment {args.experiment!r})")
+    return 0
+
+
+def log_bench(uri, experiment, cfg, settings, results, table, walls, wall) -> str:
+    """Log the whole benchmark as ONE MLflow run (never one run per look-up)."""
+    from mlflow.entities import Metric, Param
+
+    from rlnas.config import dump_yaml, to_dict
+    from rlnas.tracking import connect, experiment_id, flatten
+
+    client = connect(uri)
+    exp = experiment_id(client, experiment, uri)
+    run = client.create_run(
+        exp,
+        run_name=f"bench-nb201-{settings.dataset}",
+        tags={"rlnas.kind": "bench", "rlnas.benchmark": "nb201", "rlnas.dataset": settings.dataset},
+    )
+    run_id = run.info.run_id
+    try:
+        params = {
+            "bench.dataset": settings.dataset,
+            "bench.strategies": ",".join(settings.strategies),
+            "bench.seeds": str(settings.seeds),
+            "bench.first_seed": str(settings.first_seed),
+            "bench.budgets": ",".join(settings.labels),
+            "bench.workers": str(settings.workers),
+            "bench.reward": "200-epoch test accuracy (no full validation column)",
+        }
+        sections = {
+            k: v for k, v in to_dict(cfg).items() if k in ("controller", "evolution", "search")
+        }
+        params.update(flatten(sections))
+        now = int(time.time() * 1000)
+        metrics = [Metric("bench/wall_seconds", wall, now, 0)]
+        metrics += [Metric(f"{k}/process_seconds", v, now, 0) for k, v in walls.items()]
+        for name, per_label in results.items():
+            for label, r in per_label.items():
+                for key in ("mean", "std", "queries_mean"):
+                    metrics.append(Metric(f"{name}/{label}/{key}", float(r[key]), now, 0))
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            client.log_batch(run_id, params=items[i : i + 100])
+        for i in range(0, len(metrics), 500):
+            client.log_batch(run_id, metrics=metrics[i : i + 500])
+        client.log_dict(run_id, results, "results.json")
+        client.log_text(run_id, table + "\n", "table.md")
+        client.log_text(run_id, dump_yaml(cfg), "config.yaml")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

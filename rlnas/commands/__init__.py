@@ -1,0 +1,1 @@
+"""Sub-commands of the ``rlnas`` CLI; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,133 @@
+"""``rlnas export RUN_ID --tflite [--quantize int8|float16]``: a final model as TFLite.
+
+``RUN_ID`` is a final (or ensemble) run of ``rlnas final``, or a search: then its rank-1
+final model of the latest ``rlnas final`` session. The ``.keras`` model is downloaded from
+MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy are
+reported next to the Keras model's; both figures are also logged on the final run
+(``export/<kind>/...``) with the file as an artifact. An int8 model is calibrated on 500
+training examples. Every check happens before the conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a final model as a TFLite file (optionally quantized)",
+        description="Convert the final model of a search (or a given final run) to TFLite "
+        "and compare its size and test accuracy with the Keras model.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="a search's or a final model's run id")
+    p.add_argument("--tflite", action="store_true", help="write a TFLite flat buffer")
+    p.add_argument(
+        "--quantize", choices=("int8", "float16"), help="post-training quantization (default: none)"
+    )
+    p.add_argument("--output", "-o", metavar="PATH", help="the .tflite file to write")
+    p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
+    p.add_argument("--summary", metavar="PATH", help="write a JSON summary here")
+    p.set_defaults(func=run)
+
+
+REPRESENTATIVE = 500
+"""Training examples that calibrate int8 activation ranges."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlnas.errors import ConfigError
+    from rlnas.final_runs import open_store, search_config
+    from rlnas.tracking.models import final_model_run
+
+    if not args.tflite:
+        raise ConfigError("export: choose a format; expected --tflite.")
+    if args.output and not args.output.endswith(".tflite"):
+        raise ConfigError(f"--output: expected a path ending in .tflite, got {args.output!r}.")
+    uri, client = open_store(args.uri)
+    run, search = final_model_run(client, args.run_id, uri)
+    cfg = search_config(search, [])
+    kind = args.quantize or "float32"
+    output = Path(args.output or f"{run.info.run_name}-{run.info.run_id[:8]}-{kind}.tflite")
+    if output.is_dir():
+        raise ConfigError(f"--output: {str(output)!r} is a folder; expected a file path.")
+    summary = export(client, run, cfg, args.quantize, output)
+    summary["search_run_id"] = search.run_id
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=1) + "\n")
+    _report(summary)
+    return 0
+
+
+def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
+    """Convert the final run's model, measure both models on the test split, log, write."""
+    import keras
+    import numpy as np
+
+    from rlnas.export import tflite_accuracy, to_tflite
+    from rlnas.final import predict
+    from rlnas.tasks import load_task
+    from rlnas.tracking.models import download_model, log_batch
+
+    data = load_task(dataclasses.replace(cfg.task, train_subset=None))
+    kind = quantize or "float32"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_model(client, run.info.run_id, tmp)
+        keras_bytes = path.stat().st_size
+        model = keras.saving.load_model(path, safe_mode=True)
+        keras_acc = float(np.mean(predict(model, data.x_test).argmax(1) == data.y_test))
+        rng = np.random.default_rng(cfg.seed)
+        pick = rng.permutation(len(data.y_train))[:REPRESENTATIVE]
+        start = time.time()
+        blob = to_tflite(model, quantize, data.x_train[np.sort(pick)])
+        seconds = time.time() - start
+        float_bytes = len(blob) if quantize is None else len(to_tflite(model))
+        tflite_acc = tflite_accuracy(blob, data.x_test, data.y_test)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(blob)
+        weights = int(sum(np.prod(w.shape) for w in model.weights)) * 4
+    summary = {
+        "run_id": run.info.run_id,
+        "quantize": kind,
+        "output": str(output),
+        "tflite_bytes": len(blob),
+        "float32_tflite_bytes": float_bytes,
+        "keras_file_bytes": keras_bytes,
+        "float32_weight_bytes": weights,
+        "keras_test_accuracy": keras_acc,
+        "tflite_test_accuracy": tflite_acc,
+        "accuracy_change_points": 100 * (tflite_acc - keras_acc),
+        "smaller_than_float32_tflite": float_bytes / len(blob),
+        "smaller_than_keras_file": keras_bytes / len(blob),
+        "convert_seconds": seconds,
+        "test_examples": int(len(data.y_test)),
+    }
+    metrics = {
+        f"export/{kind}/tflite_bytes": float(len(blob)),
+        f"export/{kind}/test_accuracy": tflite_acc,
+        f"export/{kind}/smaller_than_float32": summary["smaller_than_float32_tflite"],
+    }
+    log_batch(client, run.info.run_id, metrics=metrics)
+    client.log_artifact(run.info.run_id, str(output), "tflite")
+    return summary
+
+
+def _report(s: dict) -> None:
+    print(f"Wrote {s['output']} ({s['quantize']} TFLite) from final run {s['run_id']}.")
+    kb = {k: s[k] / 1e3 for k in ("tflite_bytes", "float32_tflite_bytes", "keras_file_bytes")}
+    print(
+        f"  size: {kb['tflite_bytes']:.1f} kB; float32 TFLite {kb['float32_tflite_bytes']:.1f} kB "
+        f"({s['smaller_than_float32_tflite']:.2f}x smaller), .keras file "
+        f"{kb['keras_file_bytes']:.1f} kB ({s['smaller_than_keras_file']:.2f}x)"
+    )
+    print(
+        f"  test accuracy on {s['test_examples']} examples: TFLite {s['tflite_test_accuracy']:.4f},"
+        f" Keras {s['keras_test_accuracy']:.4f} ({s['accuracy_change_points']:+.2f} points)",
+        file=sys.stdout,
+    )

@@ -1,0 +1,77 @@
+"""Ensembles (model fusion): one Keras model that averages the class probabilities of several.
+
+:func:`build_ensemble` wraps trained models into a single functional model: the input goes
+to every member, each member's softmax output is scaled by its weight (a built-in
+``Rescaling`` layer) and the results are summed (``Add``); equal weights give the plain
+average. Only built-in layers are used, so the ensemble saves as one ``.keras`` file that
+loads in safe mode, and exports like any model.
+
+:func:`fit_weights` fits the weights on held-out examples (the validation split, which the
+members then must not have trained on): it minimises the log-loss of the weighted average
+over the simplex by exponentiated gradient descent, a convex problem::
+
+    weights = fit_weights([m.predict(x_val) for m in members], y_val)
+    ensemble = build_ensemble(members, weights)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def fit_weights(
+    probs: Sequence[np.ndarray], y: np.ndarray, steps: int = 500, rate: float = 0.5
+) -> np.ndarray:
+    """Weights on the simplex minimising the log-loss of ``sum_k w_k probs[k]`` for labels
+    ``y`` (exponentiated gradient from equal weights)."""
+    if not probs:
+        raise ValueError("fit_weights: no member predictions")
+    # p[k, n]: member k's probability of example n's true class
+    p = np.stack([np.asarray(q, dtype=np.float64)[np.arange(len(y)), y] for q in probs])
+    p = np.clip(p, 1e-12, 1.0)
+    w = np.full(len(probs), 1.0 / len(probs))
+    for _ in range(steps):
+        mix = w @ p
+        grad = -(p / mix).mean(axis=1)  # d/dw of the mean negative log-likelihood
+        w = w * np.exp(-rate * (grad - grad.min()))  # shifted: same step, no overflow
+        w /= w.sum()
+    return w
+
+
+def log_loss(probs: Sequence[np.ndarray], weights: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the weighted average of ``probs``."""
+    mix = sum(w * np.asarray(q, dtype=np.float64) for w, q in zip(weights, probs))
+    return float(-np.mean(np.log(np.clip(mix[np.arange(len(y)), y], 1e-12, 1.0))))
+
+
+def build_ensemble(
+    models: Sequence, weights: Sequence[float] | None = None, name: str = "ensemble"
+):
+    """One Keras model returning the weighted average of ``models``' outputs.
+
+    ``weights`` default to equal; they are normalised to sum to 1. Every model must take the
+    same input shape and return probabilities of the same classes.
+    """
+    import keras
+
+    if not models:
+        raise ValueError("build_ensemble: no models")
+    w = np.ones(len(models)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(models) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"build_ensemble: expected {len(models)} non-negative weights, got {w}")
+    w = w / w.sum()
+    shape = tuple(models[0].inputs[0].shape[1:])
+    outputs_shape = tuple(models[0].outputs[0].shape[1:])
+    for m in models[1:]:
+        if tuple(m.inputs[0].shape[1:]) != shape or tuple(m.outputs[0].shape[1:]) != outputs_shape:
+            raise ValueError("build_ensemble: members take or return differently shaped tensors")
+    inputs = keras.Input(shape=shape, name="input")
+    scaled = []
+    for k, (model, wk) in enumerate(zip(models, w)):
+        member = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{k}")
+        out = member(inputs)
+        scaled.append(keras.layers.Rescaling(float(wk), name=f"weight_{k}")(out))
+    out = scaled[0] if len(scaled) == 1 else keras.layers.Add(name="average")(scaled)
+    return keras.Model(inputs, out, name=name)

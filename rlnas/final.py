@@ -1,0 +1,251 @@
+"""Final training: retrain an architecture from scratch for longer, then test it once.
+
+A search ranks children by a short training on (often a subset of) the training split. The
+best architectures are then retrained from scratch on all of training + validation for
+``final.epochs`` epochs with the child's own hyperparameters (and a cosine learning-rate
+schedule by default), and evaluated once on the test split, which never took part in a
+choice::
+
+    data = final_data(task_data, FinalConfig(epochs=30), seed=0)
+    model, history = train_final(blueprint, data, epochs=30, schedule="cosine", seed=1)
+    report = score(model.predict(data.x_test), data.y_test, data.class_names)
+    report.metrics()["test/accuracy"], report.write(folder)
+
+``final.weighted`` ensembles keep the validation split out of training: it fits the
+ensemble's weights, which needs examples the members never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlnas.config import FinalConfig
+from rlnas.errors import ChildFailure
+from rlnas.tasks import TaskData, TaskSpec, stratified_take
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class FinalData:
+    """What final training sees: a fit split, an optional hold-out, and the test split."""
+
+    x_fit: np.ndarray
+    y_fit: np.ndarray
+    x_holdout: np.ndarray | None
+    """Examples no final model trains on (the validation split, for ensemble weights)."""
+    y_holdout: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    spec: TaskSpec
+    fit_description: str
+    """Which splits the final models train on, for the record."""
+
+
+def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
+    """The fit split of ``cfg``: training + validation, or training only when weights of a
+    weighted ensemble need the validation split; optionally a stratified subset."""
+    if cfg.weighted:
+        x, y, what = data.x_train, data.y_train, "training split"
+        holdout = (data.x_val, data.y_val)
+    else:
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        what, holdout = "training + validation splits", (None, None)
+    if cfg.train_subset is not None and cfg.train_subset < len(y):
+        keep, _ = stratified_take(y, cfg.train_subset, np.random.default_rng(seed))
+        x, y = x[keep], y[keep]
+        what = f"{cfg.train_subset} examples of the {what}"
+    names = data.class_names or [str(i) for i in range(data.num_classes)]
+    return FinalData(
+        x_fit=x,
+        y_fit=y,
+        x_holdout=holdout[0],
+        y_holdout=holdout[1],
+        x_test=data.x_test,
+        y_test=data.y_test,
+        class_names=list(names),
+        spec=data.spec,
+        fit_description=f"{what} ({len(y)} examples)",
+    )
+
+
+# -- training -----------------------------------------------------------------------------
+def cosine(base: float, epochs: int) -> Callable[[int], float]:
+    """Learning rate of epoch ``e``: ``base`` decayed to 0 by a half cosine over ``epochs``."""
+    return lambda e: base * 0.5 * (1 + math.cos(math.pi * e / epochs))
+
+
+def train_final(
+    blueprint: Any,
+    data: FinalData,
+    *,
+    epochs: int,
+    schedule: str,
+    seed: int,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+):
+    """Build ``blueprint`` afresh and train it on the fit split; returns the model and its
+    per-epoch history. A NaN or infinite loss raises :class:`ChildFailure` (``nan_loss``)."""
+    import keras
+
+    from rlnas.keras_build import build_model, compile_model
+
+    keras.utils.set_random_seed(seed)
+    training = blueprint.training
+    model = build_model(blueprint, data.spec)
+    compile_model(model, training)
+    callbacks: list = [keras.callbacks.TerminateOnNaN()]
+    if schedule == "cosine":
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(cosine(training.learning_rate, epochs))
+        )
+    if on_epoch is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs)))
+        )
+    history = model.fit(
+        data.x_fit,
+        data.y_fit,
+        batch_size=training.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    losses = curves.get("loss", [])
+    if len(losses) < epochs or not all(math.isfinite(v) for v in losses):
+        raise ChildFailure(
+            "nan_loss",
+            f"final training diverged: the loss became {losses[-1] if losses else 'NaN'} in "
+            f"epoch {len(losses)} of {epochs} (optimizer={training.optimizer}, "
+            f"learning_rate={training.learning_rate}).",
+        )
+    return model, curves
+
+
+def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities of ``model`` on ``x`` (inference mode: no augmentation)."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+# -- test metrics -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreReport:
+    """Test-split figures of one model: accuracy, macro and per-class scores, confusion."""
+
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    per_class: list[dict[str, Any]]
+    """One row per class: index, name, precision, recall, f1, support."""
+    confusion: np.ndarray
+    """``confusion[i, j]``: test examples of class ``i`` predicted as ``j``."""
+    class_names: list[str]
+    examples: int
+
+    def metrics(self, prefix: str = "test/") -> dict[str, float]:
+        """Flat MLflow metrics: the overall figures and ``<prefix>class_<i>/<figure>``."""
+        out = {
+            f"{prefix}accuracy": self.accuracy,
+            f"{prefix}macro_precision": self.macro_precision,
+            f"{prefix}macro_recall": self.macro_recall,
+            f"{prefix}macro_f1": self.macro_f1,
+        }
+        for row in self.per_class:
+            for key in ("precision", "recall", "f1"):
+                out[f"{prefix}class_{row['index']}/{key}"] = row[key]
+        return out
+
+    def write(self, folder: str | Path, title: str = "") -> list[Path]:
+        """``test_metrics.json``, ``per_class.csv`` and ``confusion_matrix.png`` in ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        summary = {
+            k.removeprefix("test/"): v for k, v in self.metrics().items() if "/" not in k[5:]
+        }
+        summary.update(examples=self.examples, per_class=self.per_class)
+        summary["confusion"] = self.confusion.tolist()
+        paths = [folder / "test_metrics.json", folder / "per_class.csv"]
+        paths[0].write_text(json.dumps(summary, indent=1))
+        with open(paths[1], "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.per_class[0]))
+            writer.writeheader()
+            writer.writerows(self.per_class)
+        paths.append(
+            plot_confusion(self.confusion, self.class_names, folder / "confusion_matrix.png", title)
+        )
+        return paths
+
+
+def score(probs: np.ndarray, y: np.ndarray, class_names: list[str]) -> ScoreReport:
+    """The :class:`ScoreReport` of predicted class probabilities ``probs`` for labels ``y``."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = np.arange(len(class_names))
+    pred = np.argmax(probs, axis=1)
+    p, r, f, support = precision_recall_fscore_support(
+        y, pred, labels=labels, average=None, zero_division=0
+    )
+    rows = [
+        {
+            "index": int(i),
+            "name": class_names[i],
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(support[i]),
+        }
+        for i in labels
+    ]
+    return ScoreReport(
+        accuracy=float(np.mean(pred == y)),
+        macro_precision=float(np.mean(p)),
+        macro_recall=float(np.mean(r)),
+        macro_f1=float(np.mean(f)),
+        per_class=rows,
+        confusion=confusion_matrix(y, pred, labels=labels),
+        class_names=list(class_names),
+        examples=int(len(y)),
+    )
+
+
+def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path, title: str = "") -> Path:
+    """A PNG of the confusion matrix, counts written in the cells (matplotlib's Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = len(names)
+    size = max(4.0, 0.5 * k + 2)
+    fig = Figure(figsize=(size + 1, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(k), labels=names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels=names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (test split)", fontsize=10)
+    if k <= 20:
+        high = matrix.max() / 2 if matrix.size else 0
+        for i in range(k):
+            for j in range(k):
+                color = "white" if matrix[i, j] > high else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    return path

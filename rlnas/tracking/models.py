@@ -1,0 +1,350 @@
+"""The MLflow side of final training and export: read a search, log final models.
+
+* :func:`read_search` finds a search's parent run, its resolved config (``config.yaml``) and
+  its completed children, best first, one per distinct architecture; every bad run id is a
+  :class:`~rlnas.errors.TrackingError` (one line, exit status 2) before any work.
+* :func:`start_final_run` opens a run nested under the search (``mlflow.parentRunId``) and
+  tagged ``rlnas.kind=final`` (or ``final-ensemble``), ``rlnas.search_run_id``, the
+  retrained child's run and architecture hash, its rank and the ``rlnas final`` session.
+* :func:`log_keras_model_and_finish` logs a model with MLflow's Keras 3 flavour
+  (``mlflow.keras``) and registers it in the Model Registry; :func:`final_model_run` finds
+  the model ``rlnas export`` converts.
+
+Like :mod:`rlnas.tracking.tracker`, it talks to the store through ``MlflowClient`` with
+explicit run ids; only :func:`log_keras_model_and_finish` resumes the run in MLflow's fluent API,
+which ``mlflow.keras.log_model`` needs, and restores the global state afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from rlnas.errors import ConfigError, SpaceError, TrackingError
+from rlnas.tracking.store import first_line, redact
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+    from rlnas.space import Space
+
+FINAL = "final"
+ENSEMBLE = "final-ensemble"
+MODEL_FILE = "model.keras"
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    """A completed child of a search, as its MLflow run holds it."""
+
+    run_id: str
+    number: int
+    reward: float
+    arch_hash: str
+    params: dict[str, str]
+    """Every decision as logged (strings; :func:`decode_decisions` restores the values)."""
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """A search's parent run: its config and its completed children, best first."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str
+    config: dict[str, Any]
+    children: tuple[ChildRecord, ...]
+    """One per distinct architecture, by reward (ties: the earlier child first)."""
+
+
+def get_run(client: MlflowClient, run_id: str, uri: str) -> Run:
+    """The run ``run_id``; :class:`TrackingError` if the store has none."""
+    try:
+        return client.get_run(run_id)
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(
+            exc
+        ):
+            raise TrackingError(
+                f"RUN_ID: no run {run_id!r} in the tracking store {redact(uri)!r}; expected the "
+                "id of a search's parent run (`rlnas search` prints it; --uri selects the store)."
+            ) from None
+        raise TrackingError(
+            f"RUN_ID: run {run_id!r} cannot be read from {redact(uri)!r}: {first_line(exc)}"
+        ) from None
+
+
+def read_search(client: MlflowClient, run_id: str, uri: str) -> SearchRecord:
+    """The search ``run_id`` with its config and completed children (checked, see above)."""
+    run = get_run(client, run_id, uri)
+    tags = run.data.tags
+    kind = tags.get("rlnas.kind")
+    if kind != "search":
+        parent = tags.get("rlnas.search_run_id") or tags.get("mlflow.parentRunId")
+        what = {"child": "a child", FINAL: "a final model", ENSEMBLE: "an ensemble"}.get(kind or "")
+        if what is None:
+            raise TrackingError(
+                f"RUN_ID: run {run_id} is not an rlnas search (tag rlnas.kind={kind!r}); "
+                "expected a search's parent run id."
+            )
+        raise TrackingError(
+            f"RUN_ID: run {run_id} is {what} run (tag rlnas.kind={kind!r}), not a search; "
+            f"expected a search's parent run id" + (f"; its search is {parent}." if parent else ".")
+        )
+    config = _read_config(client, run_id)
+    children = completed_children(client, run.info.experiment_id, run_id)
+    if not children:
+        raise TrackingError(
+            f"RUN_ID: search {run_id} has no completed child (status {run.info.status}); "
+            "there is no architecture to retrain."
+        )
+    return SearchRecord(
+        run_id=run_id,
+        experiment_id=run.info.experiment_id,
+        name=run.info.run_name or run_id,
+        status=run.info.status,
+        config=config,
+        children=tuple(children),
+    )
+
+
+def _read_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "config.yaml", tmp)
+            data = yaml.safe_load(Path(path).read_text())
+        except Exception as exc:
+            raise TrackingError(
+                f"RUN_ID: search {run_id} has no readable config.yaml artifact: {first_line(exc)}"
+            ) from None
+    if not isinstance(data, dict):
+        raise TrackingError(f"RUN_ID: config.yaml of search {run_id} is not a mapping.")
+    return data
+
+
+def _search_all(client: MlflowClient, experiment_id: str, query: str, order=None) -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], query, max_results=1000, order_by=order, page_token=token
+        )
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def completed_children(client: MlflowClient, experiment_id: str, run_id: str) -> list[ChildRecord]:
+    """Completed children of search ``run_id``, best first, one per architecture."""
+    query = (
+        f"tags.mlflow.parentRunId = '{run_id}' and tags.`rlnas.kind` = 'child' "
+        "and tags.`rlnas.status` = 'COMPLETE'"
+    )
+    records = []
+    for run in _search_all(client, experiment_id, query):
+        reward = run.data.metrics.get("reward")
+        if reward is None:
+            continue
+        tags = run.data.tags
+        records.append(
+            ChildRecord(
+                run_id=run.info.run_id,
+                number=int(tags.get("rlnas.child", "0")),
+                reward=float(reward),
+                arch_hash=tags.get("rlnas.architecture_hash", run.info.run_id),
+                params=dict(run.data.params),
+            )
+        )
+    records.sort(key=lambda c: (-c.reward, c.number))
+    seen: set[str] = set()
+    distinct = []
+    for c in records:
+        if c.arch_hash not in seen:
+            seen.add(c.arch_hash)
+            distinct.append(c)
+    return distinct
+
+
+def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
+    """The decision values of ``child`` (params are strings; the space knows the types)."""
+    values: dict[str, Any] = {}
+    for decision in space.signature:
+        if decision.name not in child.params:
+            continue
+        text = child.params[decision.name]
+        for choice in decision.choices:
+            if (choice if isinstance(choice, str) else json.dumps(choice)) == text:
+                values[decision.name] = choice
+                break
+        else:
+            raise ConfigError(
+                f"child {child.number} of the search chose {decision.name}={text}, which is not "
+                f"among the choices {list(decision.choices)} of this config; the config's space "
+                "section must match the search's."
+            )
+    try:
+        space.replay(values)
+    except SpaceError as exc:
+        raise ConfigError(f"child {child.number} does not fit this config's space: {exc}") from None
+    return values
+
+
+# -- final runs ---------------------------------------------------------------------------
+def start_final_run(
+    client: MlflowClient,
+    search: SearchRecord,
+    *,
+    name: str,
+    kind: str,
+    session: str,
+    tags: Mapping[str, str] = {},  # noqa: B006 (read only)
+    params: Mapping[str, str] = {},  # noqa: B006
+) -> str:
+    """A run for one final model, nested under the search; returns its id."""
+    all_tags = {
+        "mlflow.parentRunId": search.run_id,
+        "rlnas.kind": kind,
+        "rlnas.search_run_id": search.run_id,
+        "rlnas.final_session": session,
+        "mlflow.source.name": "rlnas final",
+        **tags,
+    }
+    run = client.create_run(search.experiment_id, tags=all_tags, run_name=name)
+    log_batch(client, run.info.run_id, params=params)
+    return run.info.run_id
+
+
+def log_batch(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    metrics: Mapping[str, float] = {},  # noqa: B006 (read only)
+    params: Mapping[str, str] = {},  # noqa: B006
+    tags: Mapping[str, str] = {},  # noqa: B006
+    step: int = 0,
+) -> None:
+    """Log in batches of 100 entities (MLflow's limit per call)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    items: list = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    items += [Param(k, str(v)[:6000]) for k, v in params.items()]
+    items += [RunTag(k, str(v)) for k, v in tags.items()]
+    for i in range(0, len(items), 100):
+        chunk = items[i : i + 100]
+        client.log_batch(
+            run_id,
+            metrics=[x for x in chunk if isinstance(x, Metric)],
+            params=[x for x in chunk if isinstance(x, Param)],
+            tags=[x for x in chunk if isinstance(x, RunTag)],
+        )
+
+
+@contextlib.contextmanager
+def _resumed(uri: str, run_id: str) -> Iterator[None]:
+    """Resume ``run_id`` as MLflow's active run in store ``uri`` for a block; the run ends
+    FINISHED with the block (FAILED if it raises) and the global tracking URI is restored."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(run_id=run_id):
+            yield
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
+def log_keras_model_and_finish(
+    uri: str,
+    run_id: str,
+    model: Any,
+    example: Any,
+    registered_name: str | None,
+) -> tuple[str, str | None]:
+    """Log ``model`` with the ``mlflow.keras`` flavour (``.keras`` format), register it under
+    ``registered_name`` if given, and end the run FINISHED (the last step of a final run).
+
+    Returns the model URI and the registered version (``None`` when not registered).
+    """
+    import keras
+    import mlflow.keras
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    # the signature needs shapes and dtypes only: no prediction (and no retracing) for it
+    prediction = np.zeros((len(example), *model.outputs[0].shape[1:]), dtype=np.float32)
+    requirements = [f"keras=={keras.__version__}", _tensorflow_requirement()]
+    with _resumed(uri, run_id):
+        info = mlflow.keras.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, prediction),
+            pip_requirements=requirements,  # skips inferring them in a subprocess (slow)
+            registered_model_name=registered_name,
+            await_registration_for=0,
+        )
+    version = getattr(info, "registered_model_version", None)
+    return info.model_uri, None if version is None else str(version)
+
+
+def _tensorflow_requirement() -> str:
+    from importlib.metadata import version
+
+    return f"tensorflow=={version('tensorflow')}"
+
+
+def end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    client.set_terminated(run_id, status)
+
+
+# -- finding a final model ----------------------------------------------------------------
+def final_model_run(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, SearchRecord]:
+    """The final model ``rlnas export`` converts, and its search.
+
+    ``run_id`` is a final (or ensemble) run, or a search: then its rank-1 final model of the
+    latest ``rlnas final`` session (chosen by search reward, never by test accuracy).
+    """
+    run = get_run(client, run_id, uri)
+    kind = run.data.tags.get("rlnas.kind")
+    if kind in (FINAL, ENSEMBLE):
+        if run.info.status != "FINISHED":
+            raise TrackingError(
+                f"RUN_ID: final run {run_id} did not finish (status {run.info.status}); "
+                "expected a finished final model."
+            )
+        return run, read_search(client, run.data.tags["rlnas.search_run_id"], uri)
+    search = read_search(client, run_id, uri)  # says why a child or other run is no search
+    query = (
+        f"tags.`rlnas.search_run_id` = '{run_id}' and tags.`rlnas.kind` = '{FINAL}' "
+        "and tags.`rlnas.rank` = '1' and attributes.status = 'FINISHED'"
+    )
+    found = client.search_runs(
+        [search.experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    if not found:
+        raise TrackingError(
+            f"RUN_ID: search {run_id} has no final model yet; run `rlnas final {run_id}` first."
+        )
+    return found[0], search
+
+
+def download_model(client: MlflowClient, run_id: str, dst: str | Path) -> Path:
+    """The ``model.keras`` artifact of a final run, downloaded into ``dst``."""
+    try:
+        return Path(client.download_artifacts(run_id, MODEL_FILE, str(dst)))
+    except Exception as exc:
+        raise TrackingError(
+            f"RUN_ID: final run {run_id} has no {MODEL_FILE} artifact: {first_line(exc)}"
+        ) from None

@@ -1,0 +1,65 @@
+"""TFLite export of a small trained Keras model: float32, float16 and int8 sizes and test
+accuracy against the Keras model; augmentation layers stay out of the exported graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow
+
+from rlnas.export import tflite_accuracy, tflite_predict, to_tflite  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small CNN with training-only augmentation, trained for a few epochs on digits."""
+    from rlnas.config import TaskConfig
+    from rlnas.keras_build import augment_inputs
+    from rlnas.tasks import load_task
+
+    data = load_task(TaskConfig(name="digits"))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(data.spec.input_shape)
+    x = augment_inputs(inputs, "light", data.spec)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, epochs=4, batch_size=64, verbose=0)
+    acc = float(np.mean(model.predict(data.x_test, verbose=0).argmax(1) == data.y_test))
+    return model, data, acc
+
+
+def test_float32_tflite_matches_the_keras_model_in_inference_mode(trained):
+    model, data, acc = trained
+    blob = to_tflite(model)
+    probs = tflite_predict(blob, data.x_test[:64])
+    assert np.allclose(probs, model.predict(data.x_test[:64], verbose=0), atol=1e-4)
+    assert tflite_accuracy(blob, data.x_test, data.y_test) == pytest.approx(acc)
+    assert acc > 0.8  # the comparison below means something
+
+
+def test_quantized_models_are_smaller_and_nearly_as_accurate(trained):
+    model, data, acc = trained
+    weights = sum(int(np.prod(w.shape)) for w in model.weights) * 4
+    blobs = {q: to_tflite(model, q, data.x_train[:200]) for q in (None, "float16", "int8")}
+    sizes = {q: len(b) for q, b in blobs.items()}
+    int8, f16 = blobs["int8"], blobs["float16"]
+    print(f"weights {weights} B, TFLite sizes {sizes}")
+    assert sizes[None] > weights  # every float32 weight is stored
+    assert sizes[None] / sizes["float16"] > 1.8
+    assert sizes[None] / sizes["int8"] > 3.0
+    assert abs(tflite_accuracy(f16, data.x_test, data.y_test) - acc) <= 0.01
+    assert abs(tflite_accuracy(int8, data.x_test, data.y_test) - acc) <= 0.03
+
+
+def test_bad_quantization_settings_are_refused(trained):
+    model, _, _ = trained
+    with pytest.raises(ValueError, match="expected none, float16 or int8"):
+        to_tflite(model, "int4")
+    with pytest.raises(ValueError, match="representative training examples"):
+        to_tflite(model, "int8")

@@ -1,0 +1,309 @@
+"""`rlnas final` and `rlnas export` end to end on a tiny real search (digits, 3 children,
+1 epoch) in a temporary SQLite store: the final runs, their metrics and artifacts, the
+Model Registry, a fresh-process safe-mode load of the saved model, the ensemble, the TFLite
+export, and the one-line errors for bad run ids."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow
+
+from rlnas import cli  # noqa: E402
+
+CONFIG = """
+seed: 3
+task: {{name: digits}}
+layers:
+  num_layers: 2
+  operations: [conv, sepconv]
+  filters: [8, 16]
+  kernel_sizes: [3]
+  strides: [1, 2]
+  activations: [relu]
+  skip_connections: false
+  learning_rates: [0.01]
+  batch_sizes: [64]
+  optimizers: [adam]
+  dropouts: [0.0]
+  weight_decays: [0.0]
+  augmentations: [none]
+strategy: random
+child: {{epochs: 1}}
+search: {{children: 3}}
+final: {{epochs: 2, top_k: 2}}
+tracking: {{uri: "{uri}", experiment: final-test}}
+"""
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A tiny search, then `rlnas final --ensemble` on it (in this process)."""
+    root = tmp_path_factory.mktemp("final")
+    uri = f"sqlite:///{root}/mlflow.db"
+    (root / "tiny.yaml").write_text(textwrap.dedent(CONFIG.format(uri=uri)))
+    search = ["search", "-c", str(root / "tiny.yaml"), "--summary", str(root / "s.json")]
+    assert cli.main([*search, "--no-progress"]) == 0
+    run_id = json.loads((root / "s.json").read_text())["run_id"]
+    final = ["final", run_id, "--uri", uri, "--ensemble", "--summary", str(root / "f.json")]
+    assert cli.main([*final, "--set", "final.augment=light"]) == 0
+    summary = json.loads((root / "f.json").read_text())
+    return root, uri, run_id, summary
+
+
+def digits_test_split():
+    from rlnas.config import TaskConfig
+    from rlnas.tasks import load_task
+
+    return load_task(TaskConfig(name="digits"))
+
+
+def test_final_runs_are_nested_under_the_search_with_test_metrics(done):
+    root, uri, run_id, summary = done
+    client = mlflow.MlflowClient(uri)
+    assert [m["rank"] for m in summary["models"]] == [1, 2]
+    rewards = [m["search_reward"] for m in summary["models"]]
+    assert rewards == sorted(rewards, reverse=True)
+    data = digits_test_split()
+    for m in summary["models"]:
+        run = client.get_run(m["run_id"])
+        tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == run_id == tags["rlnas.search_run_id"]
+        assert tags["rlnas.kind"] == "final" and tags["rlnas.rank"] == str(m["rank"])
+        child = client.get_run(tags["rlnas.child_run_id"])
+        assert child.data.tags["rlnas.kind"] == "child"
+        assert {k: v for k, v in params.items() if "/" in k} == child.data.params  # decisions
+        assert params["final.epochs"] == "2"
+        assert [x.step for x in client.get_metric_history(m["run_id"], "final/loss")] == [0, 1]
+        for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+            assert 0.0 <= metrics[f"test/{key}"] <= 1.0
+        assert len([k for k in metrics if k.startswith("test/class_")]) == 3 * 10
+        names = {a.path for a in client.list_artifacts(m["run_id"])}
+        assert {
+            "model.keras",
+            "confusion_matrix.png",
+            "per_class.csv",
+            "test_metrics.json",
+        } <= names
+        folder = root / m["run_id"]
+        png = client.download_artifacts(m["run_id"], "confusion_matrix.png", str(folder))
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        report_path = client.download_artifacts(m["run_id"], "test_metrics.json", str(folder))
+        report = json.loads(Path(report_path).read_text())
+        assert np.array(report["confusion"]).sum() == len(data.y_test) == report["examples"]
+        # the logged accuracy is the saved model's accuracy on the test split
+        model = keras.saving.load_model(
+            client.download_artifacts(m["run_id"], "model.keras", str(folder)), safe_mode=True
+        )
+        acc = np.mean(model.predict(data.x_test, verbose=0).argmax(1) == data.y_test)
+        assert metrics["test/accuracy"] == pytest.approx(acc) == pytest.approx(m["test_accuracy"])
+        # final.augment=light overrides the children's train/augment=none
+        assert params["train/augment"] == "none" and params["final.augment"] == '"light"'
+        assert "augment_shift" in [layer.name for layer in model.layers]
+
+
+def test_models_are_registered_and_load_through_mlflow(done):
+    _, uri, _, summary = done
+    client = mlflow.MlflowClient(uri)
+    versions = client.search_model_versions("name='rlnas-digits-layers'")
+    assert sorted(v.run_id for v in versions) == sorted(m["run_id"] for m in summary["models"])
+    ensemble = client.search_model_versions("name='rlnas-digits-layers-ensemble'")
+    assert [v.run_id for v in ensemble] == [summary["ensemble"]["run_id"]]
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        name, version = summary["models"][0]["registered"].split("/")
+        model = mlflow.keras.load_model(f"models:/{name}/{version}")
+    finally:
+        mlflow.set_tracking_uri(before)
+    data = digits_test_split()
+    acc = np.mean(model.predict(data.x_test, verbose=0).argmax(1) == data.y_test)
+    assert acc == pytest.approx(summary["models"][0]["test_accuracy"])
+
+
+def test_saved_model_loads_in_a_fresh_process_in_safe_mode(done):
+    root, uri, _, summary = done
+    client = mlflow.MlflowClient(uri)
+    path = client.download_artifacts(
+        summary["models"][0]["run_id"], "model.keras", str(root / "fresh")
+    )
+    data = digits_test_split()
+    np.save(root / "x.npy", data.x_test[:50])
+    script = (
+        "import sys, numpy as np, keras\n"
+        "m = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n"
+    )
+    out = root / "fresh.npy"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, path, str(root / "x.npy"), str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    here = keras.saving.load_model(path, safe_mode=True).predict(data.x_test[:50], verbose=0)
+    assert np.allclose(np.load(out), here, atol=1e-6)
+
+
+def test_ensemble_averages_the_members_and_reports_its_gain(done):
+    root, uri, _, summary = done
+    client = mlflow.MlflowClient(uri)
+    e = summary["ensemble"]
+    assert e["weights"] == pytest.approx([0.5, 0.5])
+    data = digits_test_split()
+    probs = []
+    for m in summary["models"]:
+        path = client.download_artifacts(m["run_id"], "model.keras", str(root / "members"))
+        probs.append(keras.saving.load_model(path, safe_mode=True).predict(data.x_test, verbose=0))
+    acc = np.mean(np.mean(probs, axis=0).argmax(1) == data.y_test)
+    assert e["test_accuracy"] == pytest.approx(acc)
+    best = max(m["test_accuracy"] for m in summary["models"])
+    assert e["gain_over_best_member"] == pytest.approx(acc - best)
+    run = client.get_run(e["run_id"])
+    assert run.data.tags["rlnas.kind"] == "final-ensemble" and run.info.status == "FINISHED"
+    assert run.data.metrics["ensemble/gain_over_best_member"] == pytest.approx(acc - best)
+
+
+def test_export_int8_of_the_search_reports_size_and_accuracy(done, capsys):
+    root, uri, run_id, summary = done
+    out = root / "model-int8.tflite"
+    args = ["export", run_id, "--tflite", "--quantize", "int8", "--uri", uri, "-o", str(out)]
+    assert cli.main([*args, "--summary", str(root / "e.json")]) == 0
+    s = json.loads((root / "e.json").read_text())
+    assert s["run_id"] == summary["models"][0]["run_id"]  # rank 1 of the latest final
+    assert out.stat().st_size == s["tflite_bytes"] > 0  # too tiny a model to shrink: quantization
+    assert s["smaller_than_float32_tflite"] == s["float32_tflite_bytes"] / s["tflite_bytes"]
+    assert s["keras_test_accuracy"] == pytest.approx(summary["models"][0]["test_accuracy"])
+    assert abs(s["tflite_test_accuracy"] - s["keras_test_accuracy"]) <= 0.1
+    assert "test accuracy on 270 examples: TFLite" in capsys.readouterr().out
+    metrics = mlflow.MlflowClient(uri).get_run(s["run_id"]).data.metrics
+    assert metrics["export/int8/tflite_bytes"] == s["tflite_bytes"]
+
+
+# -- bad run ids: one line, exit status 2, before any work ---------------------------------
+def empty_search(uri: str, tmp_path) -> str:
+    """A search parent run whose only child failed."""
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("final-test").experiment_id
+    run = client.create_run(exp, tags={"rlnas.kind": "search"})
+    (tmp_path / "config.yaml").write_text("task: {name: digits}\n")
+    client.log_artifact(run.info.run_id, str(tmp_path / "config.yaml"))
+    child = client.create_run(
+        exp,
+        tags={
+            "mlflow.parentRunId": run.info.run_id,
+            "rlnas.kind": "child",
+            "rlnas.status": "FAILED",
+        },
+    )
+    client.set_terminated(child.info.run_id, "FAILED")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.mark.parametrize("command", ["final", "export"])
+def test_bad_run_ids_fail_with_one_line_and_status_2(done, tmp_path, capsys, command):
+    _, uri, run_id, summary = done
+    extra = ["--tflite"] if command == "export" else []
+    client = mlflow.MlflowClient(uri)
+    before = len(client.search_runs([client.get_experiment_by_name("final-test").experiment_id]))
+    cases = {
+        "0123456789abcdef0123456789abcdef": "no run '0123456789abcdef0123456789abcdef'",
+        summary["models"][0]["child_run_id"]: "is a child run (tag rlnas.kind='child'), not a "
+        f"search; expected a search's parent run id; its search is {run_id}",
+        empty_search(uri, tmp_path): "has no completed child",
+    }  # fmt: skip
+    for bad, expected in cases.items():
+        assert cli.main([command, bad, "--uri", uri, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("rlnas: error: RUN_ID: "), err
+        assert expected in err[0]
+    after = len(client.search_runs([client.get_experiment_by_name("final-test").experiment_id]))
+    assert after == before + 2  # only the runs empty_search made: nothing was started
+    assert cli.main([command, run_id, "--uri", f"sqlite:///{tmp_path}/none.db", *extra]) == 2
+    assert "no tracking store at" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
+    _, uri, run_id, _ = done
+    cases = {
+        ("--epochs", "0"): "`final.epochs`: expected an integer >= 1, got 0.",
+        ("--set", "final.bogus=1"): "unknown config key `final.bogus`.",
+        ("--top-k", "1", "--ensemble"): "`final.top_k`: expected at least 2 for an ensemble",
+    }
+    for flags, expected in cases.items():
+        assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+
+
+def test_weighted_ensemble_fits_its_weights_on_the_validation_split(done):
+    """Members train on the training split only; the weights are fitted on validation."""
+    from rlnas.ensemble import fit_weights
+
+    root, uri, run_id, _ = done
+    argv = ["final", run_id, "--uri", uri, "--weighted", "--epochs", "1"]
+    assert (
+        cli.main([*argv, "--set", "final.register=false", "--summary", str(root / "w.json")]) == 0
+    )
+    s = json.loads((root / "w.json").read_text())
+    assert s["fit"].startswith("training split (")
+    data = digits_test_split()
+    client = mlflow.MlflowClient(uri)
+    val, test = [], []
+    for m in s["models"]:
+        assert m["registered"] is None
+        path = client.download_artifacts(m["run_id"], "model.keras", str(root / "weighted"))
+        model = keras.saving.load_model(path, safe_mode=True)
+        val.append(model.predict(data.x_val, verbose=0))
+        test.append(model.predict(data.x_test, verbose=0))
+        holdout = client.get_run(m["run_id"]).data.metrics["holdout/accuracy"]
+        assert holdout == pytest.approx(np.mean(val[-1].argmax(1) == data.y_val))
+    weights = fit_weights(val, data.y_val)
+    assert s["ensemble"]["weights"] == pytest.approx(weights.tolist(), abs=1e-5)
+    mix = sum(w * p for w, p in zip(weights, test))
+    assert s["ensemble"]["test_accuracy"] == pytest.approx(np.mean(mix.argmax(1) == data.y_test))
+
+
+# -- ensembles without a search ------------------------------------------------------------
+def test_fitted_weights_favour_the_better_member_and_lower_the_log_loss():
+    from rlnas.ensemble import fit_weights, log_loss
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    good = np.full((400, 4), 0.1)
+    good[np.arange(400), y] = 0.7
+    noise = rng.dirichlet(np.ones(4), size=400)
+    w = fit_weights([noise, good], y)
+    assert w.sum() == pytest.approx(1.0) and w[1] > 0.9
+    assert log_loss([noise, good], w, y) < log_loss([noise, good], np.array([0.5, 0.5]), y)
+
+
+def test_build_ensemble_is_the_weighted_average_and_reloads_in_safe_mode(tmp_path):
+    from rlnas.ensemble import build_ensemble
+
+    def member(seed):
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input((6,))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+
+    models = [member(1), member(2)]
+    x = np.random.default_rng(0).random((8, 6), dtype=np.float32)
+    ensemble = build_ensemble(models, [1.0, 3.0])
+    expected = 0.25 * models[0].predict(x, verbose=0) + 0.75 * models[1].predict(x, verbose=0)
+    assert np.allclose(ensemble.predict(x, verbose=0), expected, atol=1e-6)
+    ensemble.save(tmp_path / "e.keras")
+    loaded = keras.saving.load_model(tmp_path / "e.keras", safe_mode=True)
+    assert np.allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="non-negative weights"):
+        build_ensemble(models, [1.0])
