@@ -183,7 +183,6 @@ class ArchitectureEnv(gym.Env):
         return self._observation(), float(outcome.reward), True, False, info
 
 
-
 class ControllerAgent:
     """Our REINFORCE controller as an agent of :class:`ArchitectureEnv`.
 
