@@ -106,7 +106,12 @@ class ControllerCard:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise ControllerError(f"{where}: not an rlnas controller card (no format {FORMAT!r}).")
         version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if type(version) is not int or version < 1:
+            raise ControllerError(
+                f"{where}: format_version {version!r} is not a card format version (expected "
+                f"an integer from 1 to {FORMAT_VERSION})."
+            )
+        if version > FORMAT_VERSION:
             raise ControllerError(
                 f"{where}: card format version {version!r} is newer than this rlnas "
                 f"{rlnas.__version__} reads (up to {FORMAT_VERSION}); upgrade rlnas."

@@ -121,6 +121,11 @@ class ReinforceConfig:
         require(self.init_range > 0, "init_range", self.init_range, "a number > 0")
 
 
+UNROLL_STEPS = 8
+"""Spaces with at most this many decisions unroll the LSTM in the update's graph (fastest to
+run); longer ones loop symbolically (an unrolled 50-step graph takes XLA minutes to compile)."""
+
+
 def _tf():
     import tensorflow as tf  # the policy network is the only TensorFlow in the strategies
 
@@ -499,7 +504,14 @@ class ReinforceController(Strategy):
 
         # a symbolic loop, not a Python-unrolled one: XLA then compiles a 50-decision space
         # in seconds instead of minutes, and runs it as fast
-        outputs, _ = tf.scan(lstm_step, tf.transpose(x, [1, 0, 2]), initializer=(zeros, zeros))
+        if p.n_steps <= UNROLL_STEPS:
+            state, hs = (zeros, zeros), []
+            for t in range(p.n_steps):
+                state = lstm_step(state, x[:, t])
+                hs.append(state[0])
+            outputs = tf.stack(hs)
+        else:
+            outputs, _ = tf.scan(lstm_step, tf.transpose(x, [1, 0, 2]), initializer=(zeros, zeros))
         raw = outputs @ head_w + head_b  # (T, B, sum C)
         logits = tf.gather(raw, p.columns, axis=2, batch_dims=1)  # (T, B, C_max)
         logits = tf.transpose(logits, [1, 0, 2]) / self._temperature
