@@ -10,7 +10,7 @@ In one process, this script
 3. prints both per child, and the ratio (the bar: at most 1.10).
 
 The search runs first (it decides the children), then two bare passes whose mean is the
-baseline; one-off costs of a process (TensorFlow's first graph, the controller's compiled
+baseline; one-off costs of a process (TensorFlow's first graph, the controller's first
 update) are paid before the timed search. The machine is shared and noisy: quote the ratio.
 
     .venv/bin/python benchmarks/overhead.py --config configs/demo.yaml --children 12
@@ -73,7 +73,7 @@ def main() -> int:
         prepared = prepare(cfg, progress=False)
         space = prepared.search.strategy.space
         data = load_task_data(cfg)
-        # warm-up: TensorFlow's first graph and the controller's compiled update are
+        # warm-up: TensorFlow's first graph and the controller's first update are
         # one-off costs of a process, paid before either timed pass
         strategy = prepared.search.strategy
         warm = [strategy.ask() for _ in range(getattr(strategy.config, "batch_size", 1))]

@@ -167,7 +167,7 @@ def save_controller(
     }
     tmp = folder.with_name(f".{folder.name}.partial")
     tmp.mkdir(parents=True, exist_ok=True)
-    controller.policy.model.save_weights(str(tmp / WEIGHTS))
+    controller.keras_model.save_weights(str(tmp / WEIGHTS))
     config = dataclasses.asdict(controller.config)
     config.pop("from_", None)
     card = ControllerCard(
@@ -323,6 +323,7 @@ def warm_start(
         card = _check(folder, source, controller.space, controller.config.hidden_size)
         transfer = plan_transfer(card.space, controller.space)
         weights = folder / WEIGHTS
+        controller.keras_model  # noqa: B018  (the Keras model up to date before it is changed)
         if transfer is None:
             _load_weights(controller.policy, weights)
         else:

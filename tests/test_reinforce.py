@@ -1,6 +1,6 @@
-"""The REINFORCE controller: it learns, its two implementations agree, its state round-trips.
+"""The REINFORCE controller: it learns, its gradients are TensorFlow's, its state round-trips.
 
-One controller per module is compiled (a few seconds) and reused through ``reset(seed)``.
+One controller per module, reused through ``reset(seed)``.
 """
 
 from __future__ import annotations
@@ -51,35 +51,82 @@ def test_config_checks_state_the_rule():
 
 
 def test_updates_move_the_policy_after_reset(controller):
-    """Regression: reset once zeroed Adam's learning rate with its moments."""
+    """Regression: reset must leave Adam able to move the weights (fresh moments and steps)."""
     controller.reset(1)
-    assert float(controller.optimizer.learning_rate.numpy()) == pytest.approx(
-        controller.config.learning_rate
-    )
-    before = [w.numpy().copy() for w in controller.policy.model.weights]
+    assert controller.adam_t == 0 and all(not m.any() for m in controller.adam_m)
+    before = [w.numpy().copy() for w in controller.keras_model.weights]
     drive(controller, controller.config.batch_size)
-    after = [w.numpy() for w in controller.policy.model.weights]
-    assert controller.step == 1
+    after = [w.numpy() for w in controller.keras_model.weights]
+    assert controller.step == 1 and controller.adam_t == 1
     assert max(float(np.abs(a - b).max()) for a, b in zip(after, before)) > 1e-4
 
 
-def test_numpy_sampling_agrees_with_tensorflow_log_probs(controller):
-    """The probabilities the NumPy sampler used are the ones the TF update differentiates,
-    masks (the space's and the seen-trie's) and inactive decisions included."""
-    tf = pytest.importorskip("tensorflow")
+def tensorflow_loss(controller, samples, coef, is_batch):
+    """The controller's loss written with TensorFlow ops on the Keras model's weights (the
+    oracle for the hand-written gradients), and those weights."""
+    import tensorflow as tf
+
+    p, cfg = controller.policy, controller.config
+    emb, kernel, recurrent, bias, head_w, head_b = controller.keras_model.weights
+    actions = np.array([s.actions for s in samples])
+    masks = np.zeros((len(samples), p.n_steps, p.max_choices), bool)
+    for b, s in enumerate(samples):
+        for t, m in enumerate(s.masks):
+            masks[b, t, : len(m)] = m
+    prev = actions[:, :-1]
+    tokens = np.concatenate(
+        [
+            np.zeros((len(samples), 1), int),
+            np.where(prev >= 0, p.base[:-1] + prev, p.base[:-1] + p.sizes[:-1]),
+        ],
+        1,
+    )
+    x = tf.gather(emb, tokens) @ kernel + bias
+    h = c = tf.zeros([len(samples), cfg.hidden_size])
+    outputs = []
+    for t in range(p.n_steps):  # Keras's LSTMCell: gates i, f, g, o
+        i, f, g, o = tf.split(x[:, t] + h @ recurrent, 4, axis=1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        outputs.append(h)
+    raw = tf.stack(outputs, 1) @ head_w + head_b  # (B, T, sum C)
+    logits = tf.stack([tf.gather(raw[:, t], p.columns[t], axis=1) for t in range(p.n_steps)], 1)
+    logits = logits / controller.temperature
+    if cfg.tanh_constant is not None:
+        logits = cfg.tanh_constant * tf.tanh(logits)
+    log_p = tf.nn.log_softmax(tf.where(masks, logits, -1e9), axis=-1)
+    active = actions >= 0
+    chosen = tf.gather(log_p, np.maximum(actions, 0), axis=2, batch_dims=2)
+    seq_logp = tf.reduce_sum(tf.where(active, chosen, 0.0), 1)
+    entropy = -tf.reduce_sum(tf.where(masks, tf.exp(log_p) * log_p, 0.0), -1)
+    seq_entropy = tf.reduce_sum(tf.where(active, entropy, 0.0), 1)
+    n_batch = max(int(is_batch.sum()), 1)
+    ent_coef = cfg.entropy_weight * is_batch / n_batch
+    return -tf.reduce_sum(coef * seq_logp) - tf.reduce_sum(ent_coef * seq_entropy)
+
+
+def test_hand_written_gradients_equal_tensorflow_autodiff(controller):
+    """The update's NumPy backpropagation gives TensorFlow's gradients, with masks (the
+    space's and the seen-trie's), inactive decisions, elite rows and the entropy term."""
+    import tensorflow as tf
+
     controller.reset(2)
     drive(controller, 37)  # some updates, so that the policy is not uniform
     samples = [controller.ask() for _ in range(3)]
     inactive, _ = controller.space.replay({"d0": 0, "d1": 2, "d2": 1, "d3": 3, "d4": 0, "d5": 2})
     samples.append(inactive)
-    rows = controller._rows_of(samples)
-    bits = tf.bitwise.left_shift(1, tf.range(controller.policy.max_choices))
-    masks = tf.bitwise.bitwise_and(rows[:, :, 1:], bits) != 0
-    logp, _ = controller._log_probs(tf.constant(rows[:, :, 0]), masks)
-    for b, sample in enumerate(samples):
-        np.testing.assert_allclose(controller.log_probs(sample), logp.numpy()[b], atol=2e-5)
+    coef = np.array([0.7, -0.4, 0.2, 0.5], np.float32)
+    is_batch = np.array([True, True, True, False])
+    loss, _, _, grads = controller.gradients(samples, coef, is_batch)
+    with tf.GradientTape() as tape:
+        expected = tensorflow_loss(controller, samples, coef, is_batch)
+    expected_grads = tape.gradient(expected, controller.keras_model.weights)
+    assert loss == pytest.approx(float(expected), rel=1e-4)
+    for ours, theirs in zip(grads, expected_grads):
+        theirs = tf.convert_to_tensor(theirs).numpy()
+        np.testing.assert_allclose(ours, theirs, atol=2e-5 + 1e-4 * np.abs(theirs).max())
+    assert any(np.abs(g).max() > 1e-3 for g in grads)
     assert inactive.actions[-1] == -1 and controller.log_probs(inactive)[-1] == 0.0
-    assert not np.allclose(controller.log_probs(samples[0])[2:6], np.log(1 / 4), atol=1e-3)
 
 
 def test_state_dict_round_trip_continues_identically(space, controller):
@@ -90,7 +137,7 @@ def test_state_dict_round_trip_continues_identically(space, controller):
     other.load_state_dict(state)
     other.mark_seen(proposed)  # what a resumed search restores from its trials
     assert drive(other, 30) == drive(controller, 30)
-    for a, b in zip(other.policy.model.weights, controller.policy.model.weights):
+    for a, b in zip(other.keras_model.weights, controller.keras_model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 

@@ -192,7 +192,7 @@ def test_reinforce_controller_continues_as_if_never_killed(store, tmp_path):
 
     tracker, search = parts(store, "rl-ref", tmp_path / "ref", strategy=fresh())
     reference = search.run()
-    weights = [w.numpy() for w in controller.policy.model.weights]
+    weights = [w.numpy() for w in controller.keras_model.weights]
     at = tracker.client.writes * 2 // 3  # well after the first update
     tracker, search = parts(store, "rl", tmp_path, at=at, strategy=fresh())
     with pytest.raises(Crash):
@@ -200,7 +200,7 @@ def test_reinforce_controller_continues_as_if_never_killed(store, tmp_path):
     _, result = resume(store, "rl", tmp_path, tracker.run_id, strategy=fresh())
     assert record(result) == record(reference)
     assert controller.step == 2 and len(controller.pending) == 1  # 7 rewards (1 failed), by 3
-    for w, expected in zip(controller.policy.model.weights, weights):
+    for w, expected in zip(controller.keras_model.weights, weights):
         np.testing.assert_array_equal(w.numpy(), expected)
     client = mlflow.MlflowClient(store)
     check_store(client, tracker.experiment_id, tracker.run_id, result, "controller/entropy")

@@ -30,7 +30,7 @@ class OtherToy(Space):
 
 
 def weights(controller):
-    return [w.numpy() for w in controller.policy.model.weights]
+    return [w.numpy() for w in controller.keras_model.weights]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ evaluated, since the first child over the budget ends it uncounted).
 The reward is the 200-epoch TEST accuracy (the table has no full validation column), as in
 the table-lookup comparison of the NAS-Bench-201 paper, whose figures are printed beside
 ours. Seeds are split over worker processes; each reuses one controller through
-``reset(seed)``, so the controller's update is compiled once per process.
+``reset(seed)``, so the controller is built once per process.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def run_seeds(
 def _searcher(cfg: Config, name: str, space, evaluator) -> Callable[[int, Budget], list[Trial]]:
     """``search(seed, budget) -> trials``: one search of strategy ``name``, as ``rlnas
     search`` would run it with this seed. A strategy with ``reset`` is built once and reset
-    per seed (for REINFORCE that keeps the compiled update)."""
+    per seed (for REINFORCE that keeps its Keras model)."""
     from rlnas import factory
 
     failures = FailurePolicy(cfg.search.failed_reward, cfg.search.max_failures)

@@ -9,14 +9,17 @@ Read top to bottom: the settings, the policy network, sampling, then the update.
   becomes certain too early. Choices a space masks (or that would only lead to architectures
   already proposed) get probability zero.
 * **Sampling** runs the same equations in NumPy on a copy of the weights, step by step as
-  the space declares its decisions, so proposing a child costs microseconds, not a
+  the space declares its decisions, so proposing a child costs about a millisecond, not a
   TensorFlow call per decision.
-* **Update.** After ``batch_size`` rewards, the log-probabilities of the sampled choices are
-  recomputed in TensorFlow (same masks) and Adam takes ``updates_per_batch`` steps on
+* **Update.** After ``batch_size`` rewards, Adam takes ``updates_per_batch`` steps on
   ``-mean(advantage * sum log p) - entropy_weight * mean(entropy)``, where the advantage is
-  the reward minus an exponential-moving-average baseline, optionally divided by the running
-  spread of rewards, plus ``elite_weight`` times the log-likelihood of the best
-  architectures found so far (priority-queue training, Abolafia et al. 2018).
+  ``2 q - 1`` for a reward at quantile ``q`` of the recent rewards (or, with ``advantage:
+  baseline``, the reward minus an exponential-moving-average baseline, optionally divided by
+  the running spread of rewards), plus ``elite_weight`` times the log-likelihood of the best
+  architectures found so far (priority-queue training, Abolafia et al. 2018). The gradient
+  is backpropagation through the LSTM, written out in NumPy: the policy is small enough that
+  a TensorFlow call per update cost more than the whole computation. The weights live in the
+  Keras model too, which saves and loads them.
 """
 
 from __future__ import annotations
@@ -121,17 +124,6 @@ class ReinforceConfig:
         require(self.init_range > 0, "init_range", self.init_range, "a number > 0")
 
 
-UNROLL_STEPS = 8
-"""Spaces with at most this many decisions unroll the LSTM in the update's graph (fastest to
-run); longer ones loop symbolically (an unrolled 50-step graph takes XLA minutes to compile)."""
-
-
-def _tf():
-    import tensorflow as tf  # the policy network is the only TensorFlow in the strategies
-
-    return tf
-
-
 class LSTMPolicy:
     """The controller's network: embedding, one LSTM cell and a linear head per decision.
 
@@ -222,7 +214,7 @@ class Episode:
             unseen[path] = float(np.dot(probs, shares) / probs.sum())
         it = iter(self.steps)
         masks = tuple(
-            tuple(bool(x) for x in next(it)[3]) if a >= 0 else m
+            tuple(next(it)[3].tolist()) if a >= 0 else m
             for a, m in zip(plain.actions, plain.masks)
         )
         if plain.architecture in ctl.seen:
@@ -248,29 +240,8 @@ class ReinforceController(Strategy):
         super().__init__(space, seed=seed, unique=unique)
         self.config = config or ReinforceConfig()
         self.policy = LSTMPolicy(space.signature, self.config, seed)
-        tf = _tf()
-        import keras
-
-        self.optimizer = keras.optimizers.Adam(self.config.learning_rate)
-        self.optimizer.build(self.policy.variables)
-        # the temperature is a variable so that a warm start can raise it for a while
-        self._temperature = tf.Variable(self.config.temperature, trainable=False)
-        self._reset_learning_state()
-        # rows of an update: the batch and the elite, padded to a fixed count so that every
-        # shape in the graph is static (half the run time of a dynamic batch dimension)
-        self._rows = self.config.batch_size + self.config.elite_size
-        n = self.policy.n_steps
-        self._train_step = tf.function(
-            self._gradient_step,
-            input_signature=[
-                # per row and step: the action (-1 = inactive) and the allowed choices as bits
-                tf.TensorSpec([self._rows, n, 2], tf.int32),
-                # per row: advantage, likelihood weight, 1 for batch rows (0: elite, padding)
-                tf.TensorSpec([self._rows, 3], tf.float32),
-            ],
-            jit_compile=True,  # XLA: compiled once per controller, then ~2x faster updates
-        )
         self._sync()
+        self._reset_learning_state()
 
     def _reset_learning_state(self) -> None:
         self.baseline: float | None = None
@@ -282,10 +253,19 @@ class ReinforceController(Strategy):
         self.elite: list[tuple[float, int, Sample]] = []  # min-heap of (reward, order, sample)
         self._told = 0
         self.warm_left = 0  # updates still sampled at warm_temperature (see warm_started)
-        self._temperature.assign(self.config.temperature)
-        for var in self.optimizer.variables:  # Adam's moments and step count start at zero
-            var.assign(np.zeros(tuple(var.shape), var.dtype))
-        self.optimizer.learning_rate.assign(self.config.learning_rate)  # zeroed just above
+        # Adam (Kingma & Ba 2015, Keras's defaults): first and second moments, step count
+        self.adam_m = [np.zeros_like(w) for w in self._params]
+        self.adam_v = [np.zeros_like(w) for w in self._params]
+        self.adam_t = 0
+
+    @property
+    def keras_model(self):
+        """The policy as a Keras model holding the current weights (to save or inspect)."""
+        if self._keras_stale:
+            for var, value in zip(self.policy.model.weights, self._params):
+                var.assign(value)
+            self._keras_stale = False
+        return self.policy.model
 
     @property
     def temperature(self) -> float:
@@ -297,27 +277,34 @@ class ReinforceController(Strategy):
         and optimizer state stay fresh (a new task's rewards have their own scale) and the
         first ``warm_updates`` updates sample at ``warm_temperature``."""
         self.warm_left = self.config.warm_updates
-        self._temperature.assign(self.temperature)
 
     def reset(self, seed: int) -> None:
         """Start afresh, exactly as a new controller with this seed would, while keeping the
-        compiled update (the benchmark runs hundreds of seeds with one controller)."""
+        Keras model (the benchmark runs hundreds of seeds with one controller)."""
         Strategy.__init__(self, self.space, seed=seed, unique=self.seen is not None)
         self.policy.initialize(seed)
         self._reset_learning_state()
         self._sync()
 
     # -- sampling (NumPy) ------------------------------------------------------------------
-    def _sync(self, tables=None) -> None:
-        """Keep the policy as NumPy arrays for fast sampling: per token the input half of an
-        LSTM step (``embedding @ kernel + bias``), the recurrent kernel and the head. The
-        update hands them over already computed; otherwise they come from the weights."""
-        if tables is None:
-            emb, kernel, recurrent, bias, head_w, head_b = (
-                w.numpy() for w in self.policy.model.weights
-            )
-            tables = (emb @ kernel + bias, recurrent, head_w, head_b)
-        self._x_table, self._recurrent, self._head_w, self._head_b = (np.asarray(t) for t in tables)
+    def _sync(self, params: list[np.ndarray] | None = None) -> None:
+        """Keep the policy's weights as NumPy arrays (``_params``: embedding, LSTM kernel,
+        recurrent kernel, bias, head weights and bias), plus, for fast sampling, per token the
+        input half of an LSTM step (``embedding @ kernel + bias``). Without ``params`` they
+        are read from the Keras model; with them (an update) the model is brought up to date
+        when next asked for (:attr:`keras_model`)."""
+        stale = params is not None
+        if params is None:
+            params = [np.array(w.numpy(), np.float32) for w in self.policy.model.weights]
+        self._keras_stale = stale
+        self._params = params
+        emb, kernel, recurrent, bias, head_w, head_b = params
+        self._x_table, self._recurrent, self._head_w, self._head_b = (
+            emb @ kernel + bias,
+            recurrent,
+            head_w,
+            head_b,
+        )
         self._h0 = np.zeros(self.config.hidden_size, np.float32)
         p = self.policy
         self._head_cols = [slice(o, o + n) for o, n in zip(p.offset, p.sizes)]
@@ -402,7 +389,7 @@ class ReinforceController(Strategy):
             token = int(p.base[t] + action)
         return out
 
-    # -- learning (TensorFlow) -------------------------------------------------------------
+    # -- learning ------------------------------------------------------------------------
     def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
         if reward is None:  # a failed child without a configured reward teaches nothing
             return None
@@ -445,115 +432,146 @@ class ReinforceController(Strategy):
             advantages = (2 * (below + 0.5 * ties) - 1).astype(np.float32)
 
         # one set of rows: the batch (weighted by its advantages) and the elite (weighted for
-        # maximum likelihood), so that one TensorFlow call does the whole update
+        # maximum likelihood), so that one pass does the whole update
         samples = [s for s, _ in batch]
-        weights = np.zeros((self._rows, 3), np.float32)
-        weights[: len(batch), 0] = advantages
-        weights[: len(batch), 2] = 1.0
+        coef = [float(a) / len(batch) for a in advantages]  # policy-gradient weight per row
         if self.elite and cfg.elite_weight > 0:
             samples += [s for _, _, s in self.elite]
-            weights[len(batch) : len(samples), 1] = cfg.elite_weight / len(self.elite)
-        rows = self._rows_of(samples)
+            coef += [cfg.elite_weight / len(self.elite)] * len(self.elite)
+        is_batch = np.arange(len(samples)) < len(batch)
         for _ in range(cfg.updates_per_batch):
-            loss, entropy, logp, tables = self._train_step(rows, weights)
-        self._sync(tables)
+            loss, entropy, logp, grads = self.gradients(samples, np.array(coef), is_batch)
+            self._adam(grads)
         self.step += 1
         if self.warm_left > 0:
             self.warm_left -= 1
-            self._temperature.assign(self.temperature)
         return {
             "controller/step": float(self.step),
             "controller/reward_mean": mean,
             "controller/reward_max": float(rewards.max()),
             "controller/baseline": float(self.baseline),
             "controller/advantage_mean": float(np.mean(advantages)),
-            "controller/entropy": float(entropy),
-            "controller/policy_loss": float(loss),
-            "controller/log_prob_mean": float(logp),
+            "controller/entropy": entropy,
+            "controller/policy_loss": loss,
+            "controller/log_prob_mean": logp,
         }
 
-    def _rows_of(self, samples: list[Sample]) -> np.ndarray:
-        """(rows, T, 2) int32: each step's action and its allowed choices as a bit field,
-        padded with inactive rows to the update's fixed row count."""
-        rows = np.zeros((self._rows, self.policy.n_steps, 2), np.int32)
-        rows[:, :, 0] = -1
-        for b, s in enumerate(samples):
-            rows[b, :, 0] = s.actions
-            rows[b, :, 1] = [sum(1 << k for k, ok in enumerate(m) if ok) for m in s.masks]
-        return rows
-
-    def _log_probs(self, actions, masks):
-        """Per-step log-probability of the recorded actions and entropy, both (B, T)."""
-        tf = _tf()
-        p = self.policy
-        # teacher forcing: step t reads the token of step t-1's choice (or its "inactive" token)
-        prev = actions[:, :-1]
-        base, sizes = p.base[:-1], p.sizes[:-1].astype(np.int32)
-        tokens = tf.concat(
-            [tf.zeros_like(actions[:, :1]), tf.where(prev >= 0, base + prev, base + sizes)], 1
-        )
-        emb, kernel, recurrent, bias, head_w, head_b = p.model.weights
-        x = tf.gather(emb, tokens) @ kernel + bias  # (B, T, 4H): input part of every step
-        zeros = tf.zeros([tf.shape(actions)[0], self.config.hidden_size])
-
-        def lstm_step(state, x_t):  # the LSTMCell equations, one decision
-            h, c = state
-            i, f, g, o = tf.split(x_t + h @ recurrent, 4, axis=1)
-            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-            return tf.sigmoid(o) * tf.tanh(c), c
-
-        # a symbolic loop, not a Python-unrolled one: XLA then compiles a 50-decision space
-        # in seconds instead of minutes, and runs it as fast
-        if p.n_steps <= UNROLL_STEPS:
-            state, hs = (zeros, zeros), []
-            for t in range(p.n_steps):
-                state = lstm_step(state, x[:, t])
-                hs.append(state[0])
-            outputs = tf.stack(hs)
-        else:
-            outputs, _ = tf.scan(lstm_step, tf.transpose(x, [1, 0, 2]), initializer=(zeros, zeros))
-        raw = outputs @ head_w + head_b  # (T, B, sum C)
-        logits = tf.gather(raw, p.columns, axis=2, batch_dims=1)  # (T, B, C_max)
-        logits = tf.transpose(logits, [1, 0, 2]) / self._temperature
-        if self.config.tanh_constant is not None:
-            logits = self.config.tanh_constant * tf.tanh(logits)
-        logits = tf.where(masks, logits, -1e9)
-        log_p = tf.nn.log_softmax(logits, axis=-1)
+    def gradients(
+        self, samples: list[Sample], coef: np.ndarray, is_batch: np.ndarray
+    ) -> tuple[float, float, float, list[np.ndarray]]:
+        """The loss ``-sum_b coef[b] log p(sample b) - entropy_weight * mean entropy`` (the
+        entropy averaged over the ``is_batch`` rows) and its gradient with respect to each
+        weight, by backpropagation through the LSTM written out in NumPy (the tests check it
+        against TensorFlow's automatic differentiation). A TensorFlow call per update cost
+        more than the whole computation: the policy is tiny, the per-call overhead is not.
+        Returns the loss, the mean entropy and mean log-probability of the batch rows, and
+        the gradients in the order of the Keras model's weights."""
+        cfg, p = self.config, self.policy
+        emb, kernel, recurrent, bias, head_w, head_b = self._params
+        n_rows, n_steps, hidden = len(samples), p.n_steps, cfg.hidden_size
+        actions = np.array([s.actions for s in samples]).T  # (T, B); -1: inactive
+        masks = np.zeros((n_steps, n_rows, p.max_choices), bool)
+        for b, sample in enumerate(samples):
+            for t, allowed in enumerate(sample.masks):
+                masks[t, b, : len(allowed)] = allowed
         active = actions >= 0
-        chosen = tf.gather(log_p, tf.maximum(actions, 0), axis=2, batch_dims=2)
-        chosen = tf.where(active, chosen, 0.0)
-        entropy = -tf.reduce_sum(tf.where(masks, tf.exp(log_p) * log_p, 0.0), axis=-1)
-        entropy = tf.where(active, entropy, 0.0)
-        return chosen, entropy
+        # step t reads the token of step t-1's choice (or its "inactive" token)
+        tokens = np.zeros((n_steps, n_rows), np.int64)
+        prev = actions[:-1]
+        tokens[1:] = np.where(prev >= 0, p.base[:-1, None] + prev, (p.base + p.sizes)[:-1, None])
 
-    def _gradient_step(self, rows, row_weights):
-        tf = _tf()
-        cfg = self.config
-        actions = rows[:, :, 0]
-        bits = tf.bitwise.left_shift(1, tf.range(self.policy.max_choices))
-        masks = tf.bitwise.bitwise_and(rows[:, :, 1:], bits) != 0  # (rows, T, C_max)
-        is_batch = row_weights[:, 2] > 0
-        n_batch = tf.maximum(tf.reduce_sum(row_weights[:, 2]), 1.0)
-        with tf.GradientTape() as tape:
-            logp, entropy = self._log_probs(actions, masks)
-            seq_logp = tf.reduce_sum(logp, axis=1)
-            seq_entropy = tf.reduce_sum(entropy, axis=1)
-            mean_entropy = tf.reduce_sum(tf.where(is_batch, seq_entropy, 0.0)) / n_batch
-            loss = -tf.reduce_sum(row_weights[:, 0] * seq_logp) / n_batch
-            loss -= tf.reduce_sum(row_weights[:, 1] * seq_logp)  # elite likelihood
-            loss -= cfg.entropy_weight * mean_entropy
-        variables = self.policy.variables
-        grads = tape.gradient(loss, variables)
-        if cfg.grad_clip_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip_norm)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        # the sampling tables of the updated policy (read after the update), see _sync
-        emb, kernel, recurrent, bias, head_w, head_b = (
-            tf.identity(w) for w in self.policy.model.weights
+        # forward: the LSTM over the decisions, then each decision's head
+        x = self._x_table[tokens]  # (T, B, 4H)
+        h = c = np.zeros((n_rows, hidden), np.float32)
+        saved = []
+        for t in range(n_steps):
+            z = x[t] + h @ recurrent
+            i, f, o = (1 / (1 + np.exp(-z[:, k * hidden : (k + 1) * hidden])) for k in (0, 1, 3))
+            g = np.tanh(z[:, 2 * hidden : 3 * hidden])
+            c_prev, h_prev = c, h
+            c = f * c + i * g
+            tanh_c = np.tanh(c)
+            h = o * tanh_c
+            saved.append((h_prev, c_prev, i, f, g, o, tanh_c, h))
+        outputs = np.stack([step[-1] for step in saved])  # (T, B, H)
+        raw = outputs @ head_w + head_b  # (T, B, sum of choices)
+        u = np.take_along_axis(raw, p.columns[:, None, :], axis=2) / self.temperature
+        squash = np.tanh(u) if cfg.tanh_constant is not None else None
+        logits = cfg.tanh_constant * squash if squash is not None else u
+        logits = np.where(masks, logits, -1e9)
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_z = np.log(np.exp(shifted).sum(-1, keepdims=True))
+        log_p = np.where(masks, shifted - log_z, 0.0)
+        probs = np.where(masks, np.exp(shifted - log_z), 0.0)
+        chosen = np.where(
+            active, np.take_along_axis(log_p, np.maximum(actions, 0)[..., None], 2)[..., 0], 0.0
         )
-        tables = (emb @ kernel + bias, recurrent, head_w, head_b)
-        mean_logp = tf.reduce_sum(tf.where(is_batch, seq_logp, 0.0)) / n_batch
-        return loss, mean_entropy, mean_logp, tables
+        entropy = np.where(active, -(probs * log_p).sum(-1), 0.0)  # (T, B)
+        seq_logp, seq_entropy = chosen.sum(0), entropy.sum(0)
+        n_batch = max(int(is_batch.sum()), 1)
+        coef = np.asarray(coef, np.float32)
+        ent_coef = (cfg.entropy_weight / n_batch * is_batch).astype(np.float32)
+        loss = -float(coef @ seq_logp) - float(ent_coef @ seq_entropy)
+
+        # backward: d loss / d logits = coef (p - onehot) + ent_coef p (log p + H)
+        onehot = np.zeros_like(probs)
+        np.put_along_axis(onehot, np.maximum(actions, 0)[..., None], 1.0, axis=2)
+        d_logits = coef[None, :, None] * (probs - onehot)
+        d_logits += ent_coef[None, :, None] * probs * (log_p + entropy[..., None])
+        d_logits *= active[..., None]
+        d_u = d_logits * cfg.tanh_constant * (1 - squash**2) if squash is not None else d_logits
+        d_cols = d_u / self.temperature
+        g_head_w, g_head_b = np.zeros_like(head_w), np.zeros_like(head_b)
+        d_out = np.zeros_like(outputs)
+        for t in range(n_steps):
+            cols = self._head_cols[t]
+            d = d_cols[t][:, : p.sizes[t]]
+            g_head_w[:, cols] += outputs[t].T @ d
+            g_head_b[cols] += d.sum(0)
+            d_out[t] = d @ head_w[:, cols].T
+        g_recurrent = np.zeros_like(recurrent)
+        d_x = np.zeros_like(x)
+        d_h = d_c = np.zeros((n_rows, hidden), np.float32)
+        for t in reversed(range(n_steps)):  # backpropagation through the decisions
+            h_prev, c_prev, i, f, g, o, tanh_c, _ = saved[t]
+            d_h = d_h + d_out[t]
+            d_c = d_c + d_h * o * (1 - tanh_c**2)
+            d_z = np.concatenate(
+                [d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f),
+                 d_c * i * (1 - g**2), d_h * tanh_c * o * (1 - o)],
+                axis=1,
+            )  # fmt: skip
+            g_recurrent += h_prev.T @ d_z
+            d_h, d_c = d_z @ recurrent.T, d_c * f
+            d_x[t] = d_z
+        d_x = d_x.reshape(-1, 4 * hidden)
+        flat = tokens.reshape(-1)
+        g_kernel = emb[flat].T @ d_x
+        g_bias = d_x.sum(0)
+        g_emb = np.zeros_like(emb)
+        np.add.at(g_emb, flat, d_x @ kernel.T)
+        grads = [g_emb, g_kernel, g_recurrent, g_bias, g_head_w, g_head_b]
+        mean_entropy = float(seq_entropy[is_batch].sum() / n_batch)  # batch rows only
+        mean_logp = float(seq_logp[is_batch].sum() / n_batch)
+        return loss, mean_entropy, mean_logp, grads
+
+    def _adam(self, grads: list[np.ndarray], beta1=0.9, beta2=0.999, epsilon=1e-7) -> None:
+        """One Adam step on the weights (Keras's defaults), gradients clipped first by their
+        global norm if ``grad_clip_norm`` is set; then the sampler's tables are refreshed."""
+        clip = self.config.grad_clip_norm
+        if clip is not None:
+            norm = float(np.sqrt(sum(float((g * g).sum()) for g in grads)))
+            if norm > clip:
+                grads = [g * (clip / norm) for g in grads]
+        self.adam_t += 1
+        t = self.adam_t
+        rate = self.config.learning_rate * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+        params = []
+        for w, g, m, v in zip(self._params, grads, self.adam_m, self.adam_v):
+            m += (1 - beta1) * (g - m)
+            v += (1 - beta2) * (g * g - v)
+            params.append((w - rate * m / (np.sqrt(v) + epsilon)).astype(np.float32, copy=False))
+        self._sync(params)
 
     # -- inspection and state --------------------------------------------------------------
     def greedy(self) -> list[tuple[str, list[tuple[Any, float]]]]:
@@ -584,8 +602,12 @@ class ReinforceController(Strategy):
             recent=list(self.recent),
             unseen=[[list(path), share] for path, share in self._unseen.items()],
             elite=[(r, o, s.to_dict()) for r, o, s in self.elite],
-            weights=[v.numpy() for v in self.policy.model.weights],
-            optimizer=[v.numpy() for v in self.optimizer.variables],
+            weights=[w.copy() for w in self._params],
+            adam={
+                "m": [m.copy() for m in self.adam_m],
+                "v": [v.copy() for v in self.adam_v],
+                "t": self.adam_t,
+            },
         )
         return state
 
@@ -596,14 +618,12 @@ class ReinforceController(Strategy):
         self.step = int(state["step"])
         self._told = int(state["told"])
         self.warm_left = int(state.get("warm_left", 0))
-        self._temperature.assign(self.temperature)
         self.pending = [(Sample.from_dict(s), float(r)) for s, r in state["pending"]]
         self.recent = [float(r) for r in state.get("recent", [])]
         self._unseen = {tuple(path): float(share) for path, share in state.get("unseen", [])}
         self.elite = [(float(r), int(o), Sample.from_dict(s)) for r, o, s in state["elite"]]
         heapq.heapify(self.elite)
-        for var, value in zip(self.policy.model.weights, state["weights"]):
-            var.assign(value)
-        for var, value in zip(self.optimizer.variables, state["optimizer"]):
-            var.assign(value)
-        self._sync()
+        self._sync([np.array(w, np.float32) for w in state["weights"]])
+        self.adam_m = [np.array(m, np.float32) for m in state["adam"]["m"]]
+        self.adam_v = [np.array(v, np.float32) for v in state["adam"]["v"]]
+        self.adam_t = int(state["adam"]["t"])
