@@ -214,8 +214,7 @@ class Episode:
             unseen[path] = float(np.dot(probs, shares) / probs.sum())
         it = iter(self.steps)
         masks = tuple(
-            tuple(next(it)[3].tolist()) if a >= 0 else m
-            for a, m in zip(plain.actions, plain.masks)
+            tuple(next(it)[3].tolist()) if a >= 0 else m for a, m in zip(plain.actions, plain.masks)
         )
         if plain.architecture in ctl.seen:
             return None
