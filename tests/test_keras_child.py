@@ -158,7 +158,7 @@ def test_nan_loss_fails_the_child(digits):
     data = dataclasses.replace(digits, x_train=x)
     evaluator = KerasEvaluator(tiny_space(digits.spec), data, ChildConfig(epochs=2))
     arch = evaluator.space.sample(lambda d, a: a.index(True))[0].architecture
-    with pytest.raises(ChildFailure, match=r"loss became nan at epoch 1, batch 1") as info:
+    with pytest.raises(ChildFailure, match=r"loss became nan in epoch 1 ") as info:
         evaluator.evaluate(arch, seed=0, number=3)
     assert info.value.reason == "nan_loss"
 
