@@ -28,6 +28,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    # one BLAS thread per worker process: the controller's matrices are tiny, and the
+    # threads of two processes on two cores would fight (the workers inherit this)
+    os.environ.setdefault(_name, "1")
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("cold", "warm")
 
