@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rlnas.commands.search import add_run_options
 from rlnas.errors import ConfigError, TrackingError
 
 CHANGEABLE = (
@@ -49,13 +50,7 @@ def register(subparsers) -> None:
         help="change executor.* or the budget (search.children, search.wall_seconds, "
         "search.budget_seconds), e.g. --set executor.workers=4",
     )
-    p.add_argument("--summary", metavar="PATH", help="write a JSON summary of the search here")
-    p.add_argument(
-        "--save-controller",
-        metavar="NAME",
-        help="save the trained controller to controllers/NAME when the search finishes",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 

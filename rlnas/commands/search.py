@@ -46,6 +46,12 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set child.epochs=2 (repeatable)",
     )
+    add_run_options(p)
+    p.set_defaults(func=run)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that runs a search takes (search and resume)."""
     p.add_argument("--summary", metavar="PATH", help="write a JSON summary of the search here")
     p.add_argument(
         "--save-controller",
@@ -53,7 +59,6 @@ def register(subparsers) -> None:
         help="save the trained controller to controllers/NAME when the search finishes",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
 
 
 @dataclass
