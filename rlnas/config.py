@@ -98,6 +98,13 @@ class ChildConfig:
     """Cap on the batches per epoch (a step budget); ``None``: the whole training set."""
     metric: str = "val_accuracy"
     """Reward: ``val_accuracy`` or ``val_loss`` (rewarded as its negative)."""
+    target_mmacs: float | None = None
+    """Soft compute target in millions of multiply-adds per example (MnasNet's soft
+    constraint, Tan et al. 2019): a child above it is rewarded ``val_accuracy x
+    (mmacs / target_mmacs) ** cost_exponent``; ``None``: accuracy alone."""
+    cost_exponent: float = -0.07
+    """How hard the target bites: -0.07 (MnasNet's value) costs a child twice the target
+    about 5% of its reward; -1 is nearly a hard limit."""
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -112,6 +119,24 @@ class ChildConfig:
             "metric",
             self.metric,
             "val_accuracy or val_loss",
+        )
+        require(
+            self.target_mmacs is None or self.target_mmacs > 0,
+            "target_mmacs",
+            self.target_mmacs,
+            "a positive number (millions of multiply-adds per example) or null",
+        )
+        require(
+            -1.0 <= self.cost_exponent < 0,
+            "cost_exponent",
+            self.cost_exponent,
+            "a number in [-1, 0) (MnasNet uses -0.07)",
+        )
+        require(
+            self.target_mmacs is None or self.metric == "val_accuracy",
+            "metric",
+            self.metric,
+            "val_accuracy when target_mmacs is set (the cost factor scales an accuracy)",
         )
 
 

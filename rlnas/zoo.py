@@ -323,7 +323,6 @@ def warm_start(
         card = _check(folder, source, controller.space, controller.config.hidden_size)
         transfer = plan_transfer(card.space, controller.space)
         weights = folder / WEIGHTS
-        controller.keras_model  # noqa: B018  (the Keras model up to date before it is changed)
         if transfer is None:
             _load_weights(controller.policy, weights)
         else:
@@ -331,7 +330,7 @@ def warm_start(
             _load_weights(saved, weights)
             _copy_shared(saved, controller.policy, transfer)
             log.warning(transfer.note(source))
-    controller._sync()  # refresh the NumPy copy the sampler reads
+    controller._sync()  # refresh the tables the sampler reads
     controller.warm_started()
     _ORIGINS[controller] = card
     return card
@@ -339,7 +338,7 @@ def warm_start(
 
 def _load_weights(policy: LSTMPolicy, weights: Path) -> None:
     try:
-        policy.model.load_weights(str(weights))
+        policy.load_keras_weights(str(weights))
     except Exception as exc:
         raise ControllerError(f"{str(weights)!r} cannot be loaded: {exc}") from None
 
@@ -348,10 +347,8 @@ def _copy_shared(saved: LSTMPolicy, policy: LSTMPolicy, transfer: Transfer) -> N
     """Copy the LSTM and, per shared decision, the rows and columns of its shared choices:
     the embedding of each choice (and of the decision's "inactive" token) and its head
     column. Everything else keeps the fresh initialisation."""
-    emb, kernel, recurrent, bias, head_w, head_b = (w.numpy() for w in policy.model.weights)
-    old_emb, old_kernel, old_recurrent, old_bias, old_w, old_b = (
-        w.numpy() for w in saved.model.weights
-    )
+    emb, kernel, recurrent, bias, head_w, head_b = (w.copy() for w in policy.weights)
+    old_emb, old_kernel, old_recurrent, old_bias, old_w, old_b = saved.weights
     kernel, recurrent, bias = old_kernel, old_recurrent, old_bias
     emb[0] = old_emb[0]  # the start token
     old_step = {d.name: d.step for d in saved.signature}
@@ -365,8 +362,7 @@ def _copy_shared(saved: LSTMPolicy, policy: LSTMPolicy, transfer: Transfer) -> N
             emb[policy.base[t] + i] = old_emb[saved.base[u] + j]
             head_w[:, policy.offset[t] + i] = old_w[:, saved.offset[u] + j]
             head_b[policy.offset[t] + i] = old_b[saved.offset[u] + j]
-    for var, value in zip(policy.model.weights, (emb, kernel, recurrent, bias, head_w, head_b)):
-        var.assign(value)
+    policy.weights = [emb, kernel.copy(), recurrent.copy(), bias.copy(), head_w, head_b]
 
 
 def load_controller(

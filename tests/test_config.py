@@ -43,6 +43,16 @@ def write(tmp_path, text: str):
         ("child: {epochs: 0}", "`child.epochs`: expected an integer >= 1, got 0."),
         ("child: {epochs: two}", "`child.epochs`: expected an integer, got 'two'."),
         (
+            "child: {target_mmacs: 0}",
+            "`child.target_mmacs`: expected a positive number (millions of multiply-adds per "
+            "example) or null, got 0.0.",
+        ),
+        (
+            "child: {target_mmacs: 5, metric: val_loss}",
+            "`child.metric`: expected val_accuracy when target_mmacs is set (the cost factor "
+            "scales an accuracy), got 'val_loss'.",
+        ),
+        (
             "controller: {learning_rate: 0}",
             "`controller.learning_rate`: expected a number > 0, got 0.0.",
         ),

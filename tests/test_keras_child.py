@@ -14,8 +14,9 @@ import pytest
 
 from rlnas.config import ChildConfig, TaskConfig
 from rlnas.errors import ChildFailure
-from rlnas.evaluators.keras_child import KerasEvaluator
+from rlnas.evaluators.keras_child import KerasEvaluator, cost_factor
 from rlnas.keras_build import build_model, compile_model, recalibrate_batch_norm
+from rlnas.keras_build.cost import multiply_adds
 from rlnas.spaces.layers import LayersConfig, LayersSpace
 from rlnas.tasks import TaskData, TaskSpec, load_task
 
@@ -129,7 +130,7 @@ def test_one_real_digits_child(digits):
     assert 0.0 <= outcome.reward <= 1.0
     assert outcome.reward == outcome.metrics["val_accuracy"] == outcome.history["val_accuracy"][-1]
     assert set(outcome.metrics) == {"val_accuracy", "val_loss", "accuracy", "loss", "params",
-                                    "train_seconds"}  # fmt: skip
+                                    "mmacs", "train_seconds"}  # fmt: skip
     assert {k: len(v) for k, v in outcome.history.items()} == dict.fromkeys(
         ("loss", "accuracy", "val_loss", "val_accuracy"), 1
     )
@@ -137,6 +138,34 @@ def test_one_real_digits_child(digits):
     expected_params = build_model(blueprint, digits.spec).count_params()
     assert outcome.metrics["params"] == expected_params
     assert "layer0_conv" in outcome.texts["model_summary.txt"]
+
+
+def test_multiply_adds_count_every_kind_of_kernel():
+    inp = keras.Input((12, 10, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inp)  # 6x5 positions
+    x = keras.layers.SeparableConv2D(8, 3, padding="same")(x)
+    x = keras.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.MaxPooling2D()(x)  # 3x2 positions
+    x = keras.layers.Dense(5)(x)  # applied at each of the 3x2 positions
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(2)(x)
+    model = keras.Model(inp, out)
+    expected = 30 * (9 * 3 * 4) + 30 * (9 * 4 + 4 * 8) + 30 * (9 * 8) + 6 * (8 * 5) + 5 * 2
+    assert multiply_adds(model) == expected
+
+
+def test_cost_target_scales_the_reward_of_costly_children(digits):
+    space = tiny_space(digits.spec)
+    arch = space.sample(lambda d, a: a.index(True))[0].architecture
+    free = KerasEvaluator(space, digits, ChildConfig(epochs=1)).evaluate(arch, seed=3, number=0)
+    mmacs = free.metrics["mmacs"]
+    assert mmacs > 0 and free.reward == free.metrics["val_accuracy"]
+    above = ChildConfig(epochs=1, target_mmacs=mmacs / 4, cost_exponent=-0.5)
+    scaled = KerasEvaluator(space, digits, above).evaluate(arch, seed=3, number=0)
+    assert scaled.metrics["mmacs"] == mmacs
+    assert scaled.reward == pytest.approx(scaled.metrics["val_accuracy"] * 0.5)
+    assert cost_factor(mmacs, ChildConfig(target_mmacs=mmacs)) == 1.0  # at the target: no cost
 
 
 def test_val_loss_metric_and_step_budget(digits):

@@ -11,7 +11,8 @@ evaluated, since the first child over the budget ends it uncounted).
 The reward is the 200-epoch TEST accuracy (the table has no full validation column), as in
 the table-lookup comparison of the NAS-Bench-201 paper, whose figures are printed beside
 ours. Seeds are split over worker processes; each reuses one controller through
-``reset(seed)``, so the controller is built once per process.
+``reset(seed)``. The controller samples and learns in NumPy, so no worker imports a deep
+learning framework.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _best(rewards: np.ndarray) -> float:
 
 
 def run_seeds(
-    config: Config, settings: BenchSettings, seeds: list[int], threads: int | None = None
+    config: Config, settings: BenchSettings, seeds: list[int]
 ) -> tuple[dict[str, list[dict[str, tuple[float, int]]]], dict[str, float]]:
     """Run every strategy of ``settings`` on ``seeds`` in this process.
 
@@ -139,11 +140,6 @@ def run_seeds(
     """
     from rlnas import factory
 
-    if threads is not None and "reinforce" in settings.strategies:
-        import tensorflow as tf  # before any TensorFlow op: one thread per worker process
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
     cfg = replace(config, task=replace(config.task, name="nb201", dataset=settings.dataset))
     space = factory.make_space(cfg)
     evaluator = factory.make_evaluator(cfg)
@@ -196,7 +192,7 @@ def _searcher(cfg: Config, name: str, space, evaluator) -> Callable[[int, Budget
 
 def _worker(args: tuple[Config, BenchSettings, list[int]]):
     config, settings, seeds = args
-    return run_seeds(config, settings, seeds, threads=1)
+    return run_seeds(config, settings, seeds)
 
 
 # -- all seeds ------------------------------------------------------------------------------
@@ -210,7 +206,7 @@ def run_bench(config: Config, settings: BenchSettings) -> tuple[Result, dict[str
         order = [seeds]
     else:
         order = [seeds[k::workers] for k in range(workers)]
-        ctx = multiprocessing.get_context("spawn")  # no inherited TensorFlow state
+        ctx = multiprocessing.get_context("spawn")  # a clean interpreter, whatever the caller
         with _single_threaded_children(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             parts = list(pool.map(_worker, [(config, settings, s) for s in order]))
     by_seed: dict[str, dict[int, dict[str, tuple[float, int]]]] = {}

@@ -11,9 +11,13 @@ epoch (with batch-norm statistics re-estimated first, see
     outcome.reward, outcome.metrics["params"], outcome.history["val_accuracy"]
 
 The reward is the final epoch's ``val_accuracy`` (or ``-val_loss`` with
-``child.metric: val_loss``). The test split is never touched. A NaN or infinite loss stops
-training at once and fails the child (``nan_loss``); a model that cannot be built fails it
-(``unbuildable``). Keras state is cleared after every child, so memory does not grow.
+``child.metric: val_loss``); with ``child.target_mmacs`` a child whose forward pass costs more
+multiply-adds than the target has its accuracy scaled down by MnasNet's soft-constraint factor
+``(mmacs / target) ** cost_exponent`` (:func:`cost_factor`), so the search ranks architectures
+by what they are worth for their final-training and inference cost. The test split is never
+touched. A NaN or infinite loss stops training at once and fails the child (``nan_loss``); a
+model that cannot be built fails it (``unbuildable``). Keras state is cleared after every
+child, so memory does not grow.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from rlnas.config import ChildConfig
 from rlnas.errors import ChildFailure, SpaceError
 from rlnas.keras_build import build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
+from rlnas.keras_build.cost import multiply_adds
 from rlnas.keras_build.tf_state import forget_child_gradients
 from rlnas.space import Architecture, Space
 from rlnas.tasks import TaskData
@@ -46,7 +51,18 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 CALIBRATION_EXAMPLES = 256
 """Training examples whose batch-norm statistics a child uses when it is validated: one
 batch, one eager forward pass per epoch (1,024 cost four, about 7% of a demo child's time)."""
+COLLECT_EVERY = 8
+"""Children between two full garbage collections (see :func:`_free_keras_state`)."""
 _frozen = False  # set once the first child's survivors are frozen (see _free_keras_state)
+_since_collect = 0
+
+
+def cost_factor(mmacs: float, child: ChildConfig) -> float:
+    """MnasNet's soft constraint: 1 up to ``child.target_mmacs``, then
+    ``(mmacs / target) ** child.cost_exponent`` (below 1, falling as the cost grows)."""
+    if child.target_mmacs is None or mmacs <= child.target_mmacs:
+        return 1.0
+    return (mmacs / child.target_mmacs) ** child.cost_exponent
 
 
 class _FiniteLoss(keras.callbacks.Callback):
@@ -165,12 +181,16 @@ class KerasEvaluator:
                     "nan_loss", f"child {number}: final metrics are not finite: {final}."
                 )
             params = int(model.count_params())
+            mmacs = multiply_adds(model) / 1e6
             summary = _summary(model)
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
         by_loss = self.child.metric == "val_loss"
-        reward = -final["val_loss"] if by_loss else final["val_accuracy"]
-        metrics = {**final, "params": float(params), "train_seconds": seconds}
+        if by_loss:
+            reward = -final["val_loss"]
+        else:
+            reward = final["val_accuracy"] * cost_factor(mmacs, self.child)
+        metrics = {**final, "params": float(params), "mmacs": mmacs, "train_seconds": seconds}
         log.debug("child %d: reward %.4f in %.1fs", number, reward, seconds)
         return Outcome(
             reward=float(reward),
@@ -202,17 +222,24 @@ class KerasEvaluator:
 
 
 def _free_keras_state() -> None:
-    """Clear Keras's global state and collect the child's reference cycles.
+    """Clear Keras's global state; every ``COLLECT_EVERY`` children, collect the reference
+    cycles the children left behind.
 
     A full collection scans every object of the process (about half a second once
     TensorFlow is loaded), so after the first child the survivors are frozen
     (:func:`gc.freeze`): later collections scan only what was created since, about a tenth
-    of that. Frozen objects are never collected, which only matters for reference cycles
-    that were alive after the first child and die later.
+    of that, and run every few children rather than after each (what waits is a few
+    children's garbage, which Python's own collector may also take earlier). Frozen objects
+    are never collected, which only matters for reference cycles that were alive after the
+    first child and die later.
     """
-    global _frozen
+    global _frozen, _since_collect
     keras.backend.clear_session(free_memory=False)
+    _since_collect += 1
+    if _frozen and _since_collect < COLLECT_EVERY:
+        return
     gc.collect()
+    _since_collect = 0
     if not _frozen:
         gc.freeze()
         _frozen = True

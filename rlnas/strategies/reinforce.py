@@ -127,15 +127,15 @@ class ReinforceConfig:
 class LSTMPolicy:
     """The controller's network: embedding, one LSTM cell and a linear head per decision.
 
-    Built from Keras layers inside a ``keras.Model`` so that its weights save to and load
-    from a Keras weights file. Token layout: 0 is the start token; decision ``t`` owns tokens
-    ``base[t] .. base[t] + n_t`` (its choices, then "inactive"), and head columns
-    ``offset[t] .. offset[t] + n_t - 1``.
+    Its weights live in NumPy (:attr:`weights`, in the order of the Keras model's weights:
+    embedding, LSTM kernel, recurrent kernel, bias, head weights, head bias); sampling and
+    learning never touch a framework. :meth:`keras_model` builds the same network from Keras
+    layers on demand, so that the weights save to and load from a Keras weights file. Token
+    layout: 0 is the start token; decision ``t`` owns tokens ``base[t] .. base[t] + n_t``
+    (its choices, then "inactive"), and head columns ``offset[t] .. offset[t] + n_t - 1``.
     """
 
     def __init__(self, signature: tuple[Decision, ...], config: ReinforceConfig, seed: int):
-        import keras
-
         self.signature = signature
         sizes = np.array([len(d.choices) for d in signature])
         self.n_steps = len(signature)
@@ -143,35 +143,50 @@ class LSTMPolicy:
         self.base = np.concatenate([[1], 1 + np.cumsum(sizes + 1)[:-1]]).astype(np.int32)
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
         self.sizes = sizes
-        n_tokens = int(1 + (sizes + 1).sum())
-        h = config.hidden_size
+        self.n_tokens = int(1 + (sizes + 1).sum())
+        self.hidden_size = h = config.hidden_size
         self.init_range = config.init_range
-        self.embedding = keras.layers.Embedding(n_tokens, h)
-        self.cell = keras.layers.LSTMCell(h, unit_forget_bias=False)
-        self.head = keras.layers.Dense(int(sizes.sum()))
-        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, unroll=True)
-        tokens = keras.Input((self.n_steps,), dtype="int32")
-        self.model = keras.Model(tokens, self.head(self.rnn(self.embedding(tokens))))
+        n_out = int(sizes.sum())
+        self.shapes = [(self.n_tokens, h), (h, 4 * h), (h, 4 * h), (4 * h,), (h, n_out), (n_out,)]
         # (T, C_max) column of the head for each decision's choice; padding points at column 0
         cols = np.zeros((self.n_steps, self.max_choices), np.int32)
         for t, n in enumerate(sizes):
             cols[t, :n] = self.offset[t] + np.arange(n)
         self.columns = cols
+        self._model = None
+        self.weights: list[np.ndarray] = []
         self.initialize(seed)
-
-    @property
-    def variables(self) -> list:
-        return self.model.trainable_variables
 
     def initialize(self, seed: int) -> None:
         """Weights uniform in ``[-init_range, init_range]``, biases zero (as ENAS), seeded."""
         rng = np.random.default_rng(seed)
-        for var in self.model.weights:
-            shape = tuple(var.shape)
-            if len(shape) == 1:
-                var.assign(np.zeros(shape, np.float32))
-            else:
-                var.assign(rng.uniform(-self.init_range, self.init_range, shape).astype("float32"))
+        self.weights = [
+            np.zeros(shape, np.float32)
+            if len(shape) == 1
+            else rng.uniform(-self.init_range, self.init_range, shape).astype(np.float32)
+            for shape in self.shapes
+        ]
+
+    def keras_model(self):
+        """The policy as a Keras model holding the current weights (built on first use)."""
+        if self._model is None:
+            import keras
+
+            embedding = keras.layers.Embedding(self.n_tokens, self.hidden_size)
+            cell = keras.layers.LSTMCell(self.hidden_size, unit_forget_bias=False)
+            head = keras.layers.Dense(self.shapes[-1][0])
+            rnn = keras.layers.RNN(cell, return_sequences=True, unroll=True)
+            tokens = keras.Input((self.n_steps,), dtype="int32")
+            self._model = keras.Model(tokens, head(rnn(embedding(tokens))))
+        for var, value in zip(self._model.weights, self.weights):
+            var.assign(value)
+        return self._model
+
+    def load_keras_weights(self, path: str) -> None:
+        """Take the weights of a Keras weights file saved from a policy of this shape."""
+        model = self.keras_model()
+        model.load_weights(path)
+        self.weights = [np.array(w.numpy(), np.float32) for w in model.weights]
 
 
 class Episode:
@@ -260,11 +275,7 @@ class ReinforceController(Strategy):
     @property
     def keras_model(self):
         """The policy as a Keras model holding the current weights (to save or inspect)."""
-        if self._keras_stale:
-            for var, value in zip(self.policy.model.weights, self._params):
-                var.assign(value)
-            self._keras_stale = False
-        return self.policy.model
+        return self.policy.keras_model()
 
     @property
     def temperature(self) -> float:
@@ -278,8 +289,8 @@ class ReinforceController(Strategy):
         self.warm_left = self.config.warm_updates
 
     def reset(self, seed: int) -> None:
-        """Start afresh, exactly as a new controller with this seed would, while keeping the
-        Keras model (the benchmark runs hundreds of seeds with one controller)."""
+        """Start afresh, exactly as a new controller with this seed would (the benchmark runs
+        hundreds of seeds with one controller)."""
         Strategy.__init__(self, self.space, seed=seed, unique=self.seen is not None)
         self.policy.initialize(seed)
         self._reset_learning_state()
@@ -287,16 +298,12 @@ class ReinforceController(Strategy):
 
     # -- sampling (NumPy) ------------------------------------------------------------------
     def _sync(self, params: list[np.ndarray] | None = None) -> None:
-        """Keep the policy's weights as NumPy arrays (``_params``: embedding, LSTM kernel,
-        recurrent kernel, bias, head weights and bias), plus, for fast sampling, per token the
-        input half of an LSTM step (``embedding @ kernel + bias``). Without ``params`` they
-        are read from the Keras model; with them (an update) the model is brought up to date
-        when next asked for (:attr:`keras_model`)."""
-        stale = params is not None
-        if params is None:
-            params = [np.array(w.numpy(), np.float32) for w in self.policy.model.weights]
-        self._keras_stale = stale
-        self._params = params
+        """Adopt ``params`` (an update's new weights) or, without them, the policy's weights
+        as they are (after a reset or a load); then refresh, for fast sampling, per token the
+        input half of an LSTM step (``embedding @ kernel + bias``)."""
+        if params is not None:
+            self.policy.weights = params
+        self._params = params = self.policy.weights
         emb, kernel, recurrent, bias, head_w, head_b = params
         self._x_table, self._recurrent, self._head_w, self._head_b = (
             emb @ kernel + bias,

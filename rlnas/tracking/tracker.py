@@ -18,7 +18,9 @@ What goes where (the README's "MLflow layout" section says the same):
   the evaluator's texts (the Keras model summary). Status FINISHED, FAILED or KILLED.
 
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
-an outbox, in order, until the store has them. A store that stops answering mid-search
+an outbox, in order, until the store has them. A background thread writes them while the
+next child trains (the search loop does not wait for the store); the search's end waits for
+every event to be written before the parent run is closed. A store that stops answering mid-search
 does not stop the search: the outbox is retried with backoff and emptied when the store is
 back; past ``patience`` seconds the search stops with its state saved, and ``rlnas resume``
 records the rest. Writes are idempotent (fixed timestamps, a half-written child run is
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -122,6 +125,12 @@ class MLflowTracker:
         self.outbox = Outbox(patience)  # what the store does not have yet, in order
         self._partial: dict[int, str] = {}  # child runs created but not complete
         self._uncertain: set[int] = set()  # children whose create_run may have worked
+        # the background writer of the outbox (see _kick); _lock: one writer at a time
+        self._writer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._writer_error: BaseException | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> MLflowTracker:
@@ -211,19 +220,20 @@ class MLflowTracker:
 
     def trial_finished(self, search: Search, trial: Trial) -> None:
         self.outbox.put("trial", trial)
-        self._drain(search)
+        self._kick(search)
 
     def controller_updated(self, search: Search, metrics: Mapping[str, float]) -> None:
         self._updates += 1
         step = int(metrics.get("controller/step", self._updates))
         stamp = search.updates[-1][0] if search.updates else time.time()
         self.outbox.put("update", dict(metrics), step, stamp)
-        self._drain(search)
+        self._kick(search)
 
     def search_finished(self, search: Search, result: SearchResult) -> None:
         for trial in result.trials:  # children that were in flight when it stopped
             if trial.number in search.interrupted:
                 self.outbox.put("trial", trial)
+        self._stop_writer()
         self.outbox.put("results", result, time.time())
         self.outbox.put("end", _STATUS.get(result.stopped, "KILLED"))
         backoff = self.outbox.backoff
@@ -239,11 +249,51 @@ class MLflowTracker:
 
     # -- the outbox ------------------------------------------------------------------------
     def _drain(self, search: Search, until: float | None = None) -> None:
-        """Record the waiting events; a store silent for longer than the patience stops
-        the search (its state is saved)."""
-        self.outbox.drain(lambda event: self._record(search, event), until)
-        if self.outbox and until is None and self.outbox.backoff.exhausted:
-            raise SearchAborted(self._gone(search))
+        """Record the waiting events now, in this thread; a store silent for longer than
+        the patience stops the search (its state is saved)."""
+        with self._lock:
+            self.outbox.drain(lambda event: self._record(search, event), until)
+            if self.outbox and until is None and self.outbox.backoff.exhausted:
+                raise SearchAborted(self._gone(search))
+
+    def _kick(self, search: Search) -> None:
+        """Have the background writer record the waiting events. A write the store refused
+        there is raised here; a store silent for longer than the patience stops the search."""
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise error
+        with self._lock:
+            if self.outbox and self.outbox.backoff.exhausted:
+                raise SearchAborted(self._gone(search))
+        if self._writer is None:
+            self._stopping = False
+            self._writer = threading.Thread(
+                target=self._write_loop, args=(search,), name="rlnas-tracking", daemon=True
+            )
+            self._writer.start()
+        self._wake.set()
+
+    def _write_loop(self, search: Search) -> None:
+        while not self._stopping:
+            self._wake.wait(timeout=max(0.05, min(self.outbox.backoff.wait(), 1.0)))
+            self._wake.clear()
+            try:
+                with self._lock:
+                    self.outbox.drain(lambda event: self._record(search, event))
+            except BaseException as exc:  # refused by the store: the search loop raises it
+                self._writer_error = exc
+                return
+
+    def _stop_writer(self) -> None:
+        """Wait for the background writer to finish the write in hand and stop."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._stopping = True
+            self._wake.set()
+            writer.join()
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise error
 
     def _record(self, search: Search, event: tuple) -> None:
         kind = event[0]
@@ -319,6 +369,10 @@ class MLflowTracker:
 
     def abort(self, status: str = "FAILED") -> None:
         """End the parent run with ``status`` if it is still open (the search crashed)."""
+        try:
+            self._stop_writer()
+        except Exception as exc:  # the first error is the one that counts
+            log.error("MLflow run %s: %s", self.run_id, first_line(exc))
         if self._open:
             try:
                 self._end(status)
