@@ -65,7 +65,7 @@ class ReinforceConfig:
     the last ``quantile_window`` rewards (scale-free: an outlier weighs like any loser)."""
     quantile_window: int = 50
     """Rewards the ``quantile`` advantage compares with."""
-    elite_size: int = 5
+    elite_size: int = 3
     """How many of the best architectures so far are replayed by maximum likelihood (0: off)."""
     elite_weight: float = 1.0
     """Weight of the elite log-likelihood term."""
