@@ -51,10 +51,7 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 CALIBRATION_EXAMPLES = 256
 """Training examples whose batch-norm statistics a child uses when it is validated: one
 batch, one eager forward pass per epoch (1,024 cost four, about 7% of a demo child's time)."""
-COLLECT_EVERY = 8
-"""Children between two full garbage collections (see :func:`_free_keras_state`)."""
 _frozen = False  # set once the first child's survivors are frozen (see _free_keras_state)
-_since_collect = 0
 
 
 def cost_factor(mmacs: float, child: ChildConfig) -> float:
@@ -222,24 +219,19 @@ class KerasEvaluator:
 
 
 def _free_keras_state() -> None:
-    """Clear Keras's global state; every ``COLLECT_EVERY`` children, collect the reference
-    cycles the children left behind.
+    """Clear Keras's global state and collect the child's reference cycles.
 
     A full collection scans every object of the process (about half a second once
     TensorFlow is loaded), so after the first child the survivors are frozen
     (:func:`gc.freeze`): later collections scan only what was created since, about a tenth
-    of that, and run every few children rather than after each (what waits is a few
-    children's garbage, which Python's own collector may also take earlier). Frozen objects
-    are never collected, which only matters for reference cycles that were alive after the
-    first child and die later.
+    of that. Frozen objects are never collected, which only matters for reference cycles
+    that were alive after the first child and die later. Collecting only every few children
+    was tried and is slower: the next children train 10-20% slower among the garbage
+    (benchmarks/overhead.py, demo config).
     """
-    global _frozen, _since_collect
+    global _frozen
     keras.backend.clear_session(free_memory=False)
-    _since_collect += 1
-    if _frozen and _since_collect < COLLECT_EVERY:
-        return
     gc.collect()
-    _since_collect = 0
     if not _frozen:
         gc.freeze()
         _frozen = True
