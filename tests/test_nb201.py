@@ -163,6 +163,23 @@ def test_reinforce_runs_in_the_bench_with_the_configs_controller():
     assert 80.0 < results["reinforce"]["12q"]["mean"] <= 94.38
 
 
+def test_a_table_search_with_the_controller_imports_no_deep_learning_framework():
+    code = (
+        "import sys\n"
+        "from rlnas.bench.nb201 import BenchSettings, run_seeds\n"
+        "from rlnas.config import load_config\n"
+        f"cfg = load_config({str(CONFIG)!r})\n"
+        "settings = BenchSettings(strategies=('reinforce',), seeds=1, queries=(20,), "
+        "budget_seconds=(), workers=1)\n"
+        "found, _ = run_seeds(cfg, settings, [0])\n"
+        "assert found['reinforce'][0]['20q'][1] == 20\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_table_prints_the_published_figures_beside_ours():
     settings = BenchSettings(seeds=2, queries=(150,))
     fake = {"mean": 94.0, "std": 0.1, "queries_mean": 50.0, "seeds": 2}

@@ -14,8 +14,9 @@ What goes where (the README's "MLflow layout" section says the same):
   and ``search/*`` summary metrics. Status FINISHED only when the search ended normally.
 * child run ``child-NNNN`` (nested): every decision as a param, tags (hash, controller step,
   strategy, status, cache, failure), per-epoch ``child/*`` metrics (step = epoch, from 0),
-  ``reward``, ``child/params``, ``child/train_seconds``, artifacts ``architecture.json`` and
-  the evaluator's texts (the Keras model summary). Status FINISHED, FAILED or KILLED.
+  ``reward``, ``child/params``, ``child/mmacs``, ``child/train_seconds``, artifacts
+  ``architecture.json`` and the evaluator's texts (the Keras model summary). Status FINISHED,
+  FAILED or KILLED.
 
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
 an outbox, in order, until the store has them. A background thread writes them while the
