@@ -242,7 +242,10 @@ def test_an_unpicklable_factory_is_a_config_error():
 
 
 DRIVER = """
-import os, sys
+import os, signal, sys
+# Ctrl-C as a terminal delivers it, also when the test runner itself was started where
+# SIGINT is ignored (a background job of a script), which every child would inherit
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from doubles import FormulaEvaluator, RecordingStrategy, ToySpace
 from rlnas.config import ExecutorConfig
 from rlnas.executors import Job
