@@ -13,13 +13,14 @@ config with the overrides, the data, every architecture) and returns a :class:`P
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,12 +179,10 @@ def _final_model(
     plan: Plan, session, rank, child, decisions, blueprint, folder: Path, progress
 ) -> dict:
     """Train, test, log and register final model ``rank``; returns its summary record."""
-    import keras
     import numpy as np
 
-    from rlnas.errors import ChildFailure
     from rlnas.final import predict, score, train_final
-    from rlnas.tracking.models import FINAL, end_run, log_batch, log_keras_model_and_finish
+    from rlnas.tracking.models import FINAL, log_batch, log_keras_model_and_finish
     from rlnas.tracking.models import start_final_run as start
 
     cfg, f, client = plan.cfg, plan.cfg.final, plan.client
@@ -223,7 +222,7 @@ def _final_model(
             f"accuracy {logs.get('accuracy', 0):.4f} ({time.time() - start_t:.0f} s)"
         )
 
-    try:
+    with _run_ends_if_it_fails(client, run_id):
         model, curves = train_final(
             blueprint, plan.data, epochs=f.epochs, schedule=f.schedule, seed=seed, on_epoch=on_epoch
         )
@@ -252,15 +251,6 @@ def _final_model(
         model_uri, version = log_keras_model_and_finish(
             plan.uri, run_id, model, plan.data.x_test[:4], name
         )
-    except ChildFailure as exc:
-        end_run(client, run_id, "FAILED")
-        client.set_tag(run_id, "rlnas.message", str(exc)[:5000])
-        raise
-    except BaseException as exc:
-        end_run(client, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        keras.backend.clear_session(free_memory=False)
     return {
         "rank": rank,
         "child": child.number,
@@ -277,6 +267,26 @@ def _final_model(
     }
 
 
+@contextlib.contextmanager
+def _run_ends_if_it_fails(client, run_id: str) -> Iterator[None]:
+    """End MLflow run ``run_id`` FAILED (KILLED on Ctrl-C) when the block raises, with a
+    diverged training's message as a tag; free Keras's state either way."""
+    import keras
+
+    from rlnas.errors import ChildFailure
+    from rlnas.tracking.models import end_run
+
+    try:
+        yield
+    except BaseException as exc:
+        end_run(client, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        if isinstance(exc, ChildFailure):
+            client.set_tag(run_id, "rlnas.message", str(exc)[:5000])
+        raise
+    finally:
+        keras.backend.clear_session(free_memory=False)
+
+
 def _ensemble(plan: Plan, session, files, records, holdout_probs, tmp) -> dict:
     """Average the final models (weights fitted on the hold-out if asked), test, log."""
     import keras
@@ -284,7 +294,7 @@ def _ensemble(plan: Plan, session, files, records, holdout_probs, tmp) -> dict:
 
     from rlnas.ensemble import build_ensemble, fit_weights
     from rlnas.final import predict, score
-    from rlnas.tracking.models import ENSEMBLE, end_run, log_batch, log_keras_model_and_finish
+    from rlnas.tracking.models import ENSEMBLE, log_batch, log_keras_model_and_finish
     from rlnas.tracking.models import start_final_run as start
 
     cfg, client = plan.cfg, plan.client
@@ -309,7 +319,7 @@ def _ensemble(plan: Plan, session, files, records, holdout_probs, tmp) -> dict:
         tags=tags,
         params=params,
     )
-    try:
+    with _run_ends_if_it_fails(client, run_id):
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         best = max(r["test_accuracy"] for r in records)
         metrics = {**report.metrics(), "ensemble/gain_over_best_member": report.accuracy - best}
@@ -324,11 +334,6 @@ def _ensemble(plan: Plan, session, files, records, holdout_probs, tmp) -> dict:
         model_uri, version = log_keras_model_and_finish(
             plan.uri, run_id, model, plan.data.x_test[:4], name
         )
-    except BaseException as exc:
-        end_run(client, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        keras.backend.clear_session(free_memory=False)
     return {
         "run_id": run_id,
         "kind": "weighted" if cfg.final.weighted else "mean",

@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.slow
 
 from rlnas import cli  # noqa: E402
+from rlnas.errors import ChildFailure  # noqa: E402
 
 CONFIG = """
 seed: 3
@@ -307,3 +308,24 @@ def test_build_ensemble_is_the_weighted_average_and_reloads_in_safe_mode(tmp_pat
     assert np.allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
     with pytest.raises(ValueError, match="non-negative weights"):
         build_ensemble(models, [1.0])
+
+
+@pytest.mark.parametrize(
+    "error, status, message",
+    [
+        (ChildFailure("nan_loss", "final training diverged: the loss became nan"), "FAILED",
+         "final training diverged: the loss became nan"),
+        (KeyboardInterrupt(), "KILLED", None),
+        (RuntimeError("disk full"), "FAILED", None),
+    ],
+)  # fmt: skip
+def test_a_final_run_that_fails_is_ended_with_its_status(tmp_path, error, status, message):
+    from rlnas.final_runs import _run_ends_if_it_fails
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = client.create_run(client.create_experiment("x")).info.run_id
+    with pytest.raises(type(error)), _run_ends_if_it_fails(client, run_id):
+        raise error
+    run = client.get_run(run_id)
+    assert run.info.status == status
+    assert run.data.tags.get("rlnas.message") == message
