@@ -77,9 +77,6 @@ class Observer(Protocol):
     def trial_finished(self, search: Search, trial: Trial) -> None: ...
     def controller_updated(self, search: Search, metrics: Mapping[str, float]) -> None: ...
     def search_finished(self, search: Search, result: SearchResult) -> None: ...
-    def search_crashed(self, search: Search) -> None:
-        """The search raised and ends without a result: stop background work, as the end
-        of the process would stop it, and leave the rest to a resume."""
 
 
 class Saver(Protocol):
@@ -202,9 +199,6 @@ class Search:
             self._stop, self._message = "interrupted", "interrupted by the user"
         except SearchAborted as exc:
             self._stop, self._message = "aborted", str(exc)
-        except BaseException:
-            self._emit("search_crashed")
-            raise
         finally:
             for trial in self._in_flight.values():
                 trial.state = TrialState.KILLED

@@ -21,10 +21,10 @@ What goes where (the README's "MLflow layout" section says the same):
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
 an outbox, in order, until the store has them. A background thread writes them while the
 next child trains (the search loop does not wait for the store); the search's end waits for
-every event to be written before the parent run is closed. A store that stops answering
-mid-search does not stop the search: the outbox is retried with backoff and emptied when the
-store is back; past ``patience`` seconds the search stops with its state saved, and ``rlnas
-resume`` records the rest. Writes are idempotent (fixed timestamps, a half-written child run is
+every event to be written before the parent run is closed. A store that stops answering mid-search
+does not stop the search: the outbox is retried with backoff and emptied when the store is
+back; past ``patience`` seconds the search stops with its state saved, and ``rlnas resume``
+records the rest. Writes are idempotent (fixed timestamps, a half-written child run is
 completed in place), and a resumed search first looks up what the store already holds
 (:mod:`rlnas.tracking.history`).
 """
@@ -89,10 +89,6 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-class _Halted(Exception):
-    """Raised inside the background writer to stop it between two events."""
-
-
 # -- the observer -------------------------------------------------------------------------
 class MLflowTracker:
     """Records a search in MLflow (an observer of :class:`~rlnas.search.Search`).
@@ -134,7 +130,6 @@ class MLflowTracker:
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = False
-        self._halted = False  # the search crashed: the writer stops between two events
         self._lock = threading.Lock()
         self._writer_error: BaseException | None = None
 
@@ -268,8 +263,8 @@ class MLflowTracker:
         if self._writer_error is not None:
             error, self._writer_error = self._writer_error, None
             raise error
-        if self.outbox and self.outbox.backoff.exhausted:  # no lock: never wait for a write
-            with self._lock:  # _gone reads the outbox, which the writer empties
+        with self._lock:
+            if self.outbox and self.outbox.backoff.exhausted:
                 raise SearchAborted(self._gone(search))
         if self._writer is None:
             self._stopping = False
@@ -280,33 +275,15 @@ class MLflowTracker:
         self._wake.set()
 
     def _write_loop(self, search: Search) -> None:
-        def write(event: tuple) -> None:
-            if self._halted:
-                raise _Halted  # the event stays in the outbox, as a dead process leaves it
-            self._record(search, event)
-
         while not self._stopping:
             self._wake.wait(timeout=max(0.05, min(self.outbox.backoff.wait(), 1.0)))
             self._wake.clear()
             try:
                 with self._lock:
-                    self.outbox.drain(write)
-            except _Halted:
-                return
+                    self.outbox.drain(lambda event: self._record(search, event))
             except BaseException as exc:  # refused by the store: the search loop raises it
                 self._writer_error = exc
                 return
-
-    def search_crashed(self, search: Search) -> None:
-        """Stop writing after the event in hand (the rest waits for ``rlnas resume``, as
-        after a crash of the process), so nothing is written behind the caller's back."""
-        self._halted = True
-        try:
-            self._stop_writer()
-        except Exception as exc:  # the search's own error is the one that counts
-            log.error("MLflow run %s: %s", self.run_id, first_line(exc))
-        finally:
-            self._halted = False
 
     def _stop_writer(self) -> None:
         """Wait for the background writer to finish the write in hand and stop."""
