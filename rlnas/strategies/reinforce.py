@@ -268,8 +268,8 @@ class ReinforceController(Strategy):
         self._told = 0
         self.warm_left = 0  # updates still sampled at warm_temperature (see warm_started)
         # Adam (Kingma & Ba 2015, Keras's defaults): first and second moments, step count
-        self.adam_m = [np.zeros_like(w) for w in self._params]
-        self.adam_v = [np.zeros_like(w) for w in self._params]
+        self.adam_m = [np.zeros_like(w) for w in self.policy.weights]
+        self.adam_v = [np.zeros_like(w) for w in self.policy.weights]
         self.adam_t = 0
 
     @property
@@ -303,8 +303,7 @@ class ReinforceController(Strategy):
         input half of an LSTM step (``embedding @ kernel + bias``)."""
         if params is not None:
             self.policy.weights = params
-        self._params = params = self.policy.weights
-        emb, kernel, recurrent, bias, head_w, head_b = params
+        emb, kernel, recurrent, bias, head_w, head_b = self.policy.weights
         self._x_table, self._recurrent, self._head_w, self._head_b = (
             emb @ kernel + bias,
             recurrent,
@@ -473,7 +472,7 @@ class ReinforceController(Strategy):
         Returns the loss, the mean entropy and mean log-probability of the batch rows, and
         the gradients in the order of the Keras model's weights."""
         cfg, p = self.config, self.policy
-        emb, kernel, recurrent, bias, head_w, head_b = self._params
+        emb, kernel, recurrent, bias, head_w, head_b = self.policy.weights
         n_rows, n_steps, hidden = len(samples), p.n_steps, cfg.hidden_size
         actions = np.array([s.actions for s in samples]).T  # (T, B); -1: inactive
         masks = np.zeros((n_steps, n_rows, p.max_choices), bool)
@@ -573,7 +572,7 @@ class ReinforceController(Strategy):
         t = self.adam_t
         rate = self.config.learning_rate * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
         params = []
-        for w, g, m, v in zip(self._params, grads, self.adam_m, self.adam_v):
+        for w, g, m, v in zip(self.policy.weights, grads, self.adam_m, self.adam_v):
             m += (1 - beta1) * (g - m)
             v += (1 - beta2) * (g * g - v)
             params.append((w - rate * m / (np.sqrt(v) + epsilon)).astype(np.float32, copy=False))
@@ -608,7 +607,7 @@ class ReinforceController(Strategy):
             recent=list(self.recent),
             unseen=[[list(path), share] for path, share in self._unseen.items()],
             elite=[(r, o, s.to_dict()) for r, o, s in self.elite],
-            weights=[w.copy() for w in self._params],
+            weights=[w.copy() for w in self.policy.weights],
             adam={
                 "m": [m.copy() for m in self.adam_m],
                 "v": [v.copy() for v in self.adam_v],
