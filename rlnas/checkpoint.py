@@ -127,7 +127,7 @@ def running(folder: Path) -> bool:
 def write(path: Path, state: Mapping[str, Any]) -> None:
     """Write ``state`` (JSON-ready data and NumPy arrays) to ``path`` atomically."""
     arrays: list[np.ndarray] = []
-    text = json.dumps(_encode(state, arrays), separators=(",", ":"))
+    text = json.dumps(state, separators=(",", ":"), default=lambda obj: _encode(obj, arrays))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
@@ -159,16 +159,16 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def _encode(obj: Any, arrays: list[np.ndarray]) -> Any:
+    """JSON for what ``json`` cannot write itself (its ``default`` hook): an array becomes a
+    reference to its place in ``arrays``."""
     if isinstance(obj, np.ndarray):
         arrays.append(obj)
         return {"__array__": len(arrays) - 1}
     if isinstance(obj, Mapping):
-        return {str(k): _encode(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode(v, arrays) for v in obj]
+        return dict(obj)
     if isinstance(obj, np.generic):
         return obj.item()
-    return obj
+    raise TypeError(f"a search state cannot hold {type(obj).__name__} values")
 
 
 def _decode(obj: Any, arrays: list[np.ndarray]) -> Any:

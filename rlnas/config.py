@@ -21,7 +21,14 @@ from typing import Any, Literal
 
 import yaml
 
-from rlnas.errors import ConfigError, FieldError, did_you_mean, require, require_one_of
+from rlnas.errors import (
+    MAY_BE_EMPTY,
+    ConfigError,
+    FieldError,
+    did_you_mean,
+    require,
+    require_one_of,
+)
 from rlnas.spaces.layers import LayersConfig
 from rlnas.spaces.nasnet import NasnetConfig
 from rlnas.strategies.evolution import EvolutionConfig
@@ -105,6 +112,10 @@ class ChildConfig:
     cost_exponent: float = -0.07
     """How hard the target bites: -0.07 (MnasNet's value) costs a child twice the target
     about 5% of its reward; -1 is nearly a hard limit."""
+    validate: Literal["last", "every_epoch"] = "last"
+    """When a child is validated: after its ``last`` epoch only (the reward needs no more),
+    or after ``every_epoch`` for validation curves in MLflow (one pass over the validation
+    split per epoch more)."""
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -132,6 +143,7 @@ class ChildConfig:
             self.cost_exponent,
             "a number in [-1, 0) (MnasNet uses -0.07)",
         )
+        require_one_of("validate", self.validate, ("last", "every_epoch"))
         require(
             self.target_mmacs is None or self.metric == "val_accuracy",
             "metric",
@@ -371,7 +383,8 @@ def from_dict(cls: type, data: Mapping[str, Any], section: str = "") -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"`{section}`: expected a mapping of settings, got {data!r}.")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = set(fields)
     yaml_names = {_yaml_name(n) for n in names}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -380,6 +393,10 @@ def from_dict(cls: type, data: Mapping[str, Any], section: str = "") -> Any:
         if name not in names:
             valid = [f"{section}.{n}" if section else n for n in sorted(yaml_names)]
             raise ConfigError(f"unknown config key `{dotted}`." + did_you_mean(dotted, valid))
+        empty = isinstance(value, (list, tuple)) and not value
+        if empty and fields[name].metadata.get(MAY_BE_EMPTY):
+            kwargs[name] = ()  # a list that may be empty (choice lists may not)
+            continue
         kwargs[name] = _convert(hints[name], value, dotted)
     try:
         return cls(**kwargs)

@@ -96,6 +96,11 @@ def require(ok: bool, field: str, value: object, expected: str, hint: str = "") 
         raise FieldError(field, value, expected, hint)
 
 
+MAY_BE_EMPTY = "may_be_empty"
+"""Metadata key of a config field whose list may be empty (``dataclasses.field(metadata=
+{MAY_BE_EMPTY: True})``); every other list in a config is a choice list and may not."""
+
+
 def require_one_of(field: str, value: object, valid: Iterable[str]) -> None:
     """Raise :class:`FieldError` unless ``value`` is one of ``valid`` (with a suggestion)."""
     valid = list(valid)

@@ -48,6 +48,11 @@ def write(tmp_path, text: str):
             "example) or null, got 0.0.",
         ),
         (
+            "child: {validate: every}",
+            "`child.validate`: expected one of last, every_epoch, got 'every'. "
+            "Did you mean `every_epoch`?",
+        ),
+        (
             "child: {target_mmacs: 5, metric: val_loss}",
             "`child.metric`: expected val_accuracy when target_mmacs is set (the cost factor "
             "scales an accuracy), got 'val_loss'.",

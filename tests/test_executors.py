@@ -454,6 +454,8 @@ def test_ray_executor_on_a_local_ray(tmp_path):
     assert results[3].reason == "timeout" and "child_timeout_seconds=3" in results[3].message
     for job in JOBS[4:]:
         assert results[job.number].reward == formula_reward(job.architecture, job.seed)
+        assert results[job.number].metrics["threads"] == 2  # replacement workers too
+    assert os.environ.get("TF_NUM_INTRAOP_THREADS") != "2"  # the driver's own is untouched
     assert not ray.is_initialized()  # close() shut down the Ray it started
     leftover = [pid for pid in own_children() if pid not in before]
     assert wait_gone(leftover) == []

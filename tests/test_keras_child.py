@@ -14,7 +14,7 @@ import pytest
 
 from rlnas.config import ChildConfig, TaskConfig
 from rlnas.errors import ChildFailure
-from rlnas.evaluators.keras_child import KerasEvaluator, cost_factor
+from rlnas.evaluators.keras_child import CURVES, KerasEvaluator, cost_factor
 from rlnas.keras_build import build_model, compile_model, recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
 from rlnas.spaces.layers import LayersConfig, LayersSpace
@@ -137,7 +137,8 @@ def test_one_real_digits_child(digits):
     assert outcome.cost == outcome.metrics["train_seconds"] > 0
     expected_params = build_model(blueprint, digits.spec).count_params()
     assert outcome.metrics["params"] == expected_params
-    assert "layer0_conv" in outcome.texts["model_summary.txt"]
+    summary = outcome.texts["model_summary.txt"]
+    assert "layer0_conv" in summary and f"Total params: {expected_params:,}" in summary
 
 
 def test_multiply_adds_count_every_kind_of_kernel():
@@ -179,6 +180,16 @@ def test_val_loss_metric_and_step_budget(digits):
         outcome = evaluator.evaluate(arch, seed=1, number=1)
     assert outcome.reward == -outcome.metrics["val_loss"]
     assert len(outcome.history["loss"]) == 3
+    assert len(outcome.history["val_loss"]) == 1  # child.validate: last
+
+
+def test_validation_after_every_epoch_when_asked(digits):
+    space = tiny_space(digits.spec)
+    evaluator = KerasEvaluator(space, digits, ChildConfig(epochs=2, validate="every_epoch"))
+    arch = space.sample(lambda d, a: a.index(True))[0].architecture
+    outcome = evaluator.evaluate(arch, seed=1, number=1)
+    assert {k: len(v) for k, v in outcome.history.items()} == dict.fromkeys(CURVES, 2)
+    assert outcome.reward == outcome.history["val_accuracy"][-1]
 
 
 def test_nan_loss_fails_the_child(digits):
@@ -215,3 +226,15 @@ def test_fingerprint_names_the_data_and_the_training_settings(digits):
     assert fp != KerasEvaluator(space, digits, ChildConfig(epochs=2)).fingerprint()
     other = load_task(TaskConfig(name="digits", train_subset=64, split_seed=1))
     assert fp != KerasEvaluator(space, other, ChildConfig(epochs=1)).fingerprint()
+
+
+def test_fixed_reductions_pool_after_their_layers(digits):
+    cfg = LayersConfig(num_layers=3, operations=("conv",), filters=(4,), strides=(1,),
+                       reduce_after=(0, 1))  # fmt: skip
+    space = LayersSpace(cfg, digits.spec)
+    skip_all = lambda d, allowed: len(allowed) - 1  # noqa: E731 (also takes every skip)
+    _, blueprint = space.sample(skip_all)
+    model = build_model(blueprint, digits.spec)
+    shapes = {layer.name: tuple(layer.output.shape[1:3]) for layer in model.layers}
+    assert shapes["layer0_reduce"] == (4, 4) and shapes["layer1_reduce"] == (2, 2)
+    assert shapes["layer2_conv"] == (2, 2)  # the skip from layer 0 is pooled down to it

@@ -144,3 +144,23 @@ def test_layers_config_is_checked():
         from_dict(Config, {"layers": {"activations": ["rlu"]}})
     with pytest.raises(ConfigError, match=r"`layers.strides`: expected integers >= 1, got 0"):
         from_dict(Config, {"layers": {"strides": [0, 1]}})
+
+
+def test_fixed_reductions_halve_the_size_and_mask_the_strides_after_them():
+    cfg = LayersConfig(num_layers=5, operations=("conv",), strides=(1, 2), reduce_after=(0, 2))
+    space = LayersSpace(cfg, DIGITS)  # 8x8 -> 4x4 after layer 0, 2x2 after layer 2
+    always_two = lambda d, allowed: len(allowed) - 1 - allowed[::-1].index(True)  # noqa: E731
+    sample, blueprint = space.sample(always_two)
+    assert blueprint.reduce_after == (0, 2)
+    # layer 0: stride 2 (8 -> 4), pooled to 2; layer 1: stride 2 (2 -> 1), the rest stride 1
+    assert [layer.stride for layer in blueprint.layers] == [2, 2, 1, 1, 1]
+    assert (
+        LayersSpace(LayersConfig(num_layers=5), DIGITS)
+        .blueprint({k: v for k, v in sample.architecture.items()})
+        .reduce_after
+        == ()
+    )
+    with pytest.raises(ConfigError, match=r"`layers.reduce_after`: expected distinct layer "):
+        from_dict(Config, {"layers": {"num_layers": 3, "reduce_after": [3]}})
+    with pytest.raises(ConfigError, match=r"`layers.reduce_after`: expected \[\] for flat"):
+        LayersSpace(LayersConfig(reduce_after=(1,)), FLAT)

@@ -2,9 +2,9 @@
 
 :class:`KerasEvaluator` replays the architecture through the space (the one decoder), builds
 and compiles the model, fits it on the training split for ``child.epochs`` epochs (at most
-``child.steps_per_epoch`` batches each), validates on the validation split after every
-epoch (with batch-norm statistics re-estimated first, see
-:mod:`rlnas.keras_build.batchnorm`), and returns an :class:`~rlnas.trial.Outcome`::
+``child.steps_per_epoch`` batches each), validates on the validation split after the last
+epoch (or after every epoch, ``child.validate``; with batch-norm statistics re-estimated
+first, see :mod:`rlnas.keras_build.batchnorm`), and returns an :class:`~rlnas.trial.Outcome`::
 
     evaluator = KerasEvaluator(space, load_task(TaskConfig("digits")), ChildConfig(epochs=1))
     outcome = evaluator.evaluate(architecture, seed=7, number=0)
@@ -28,7 +28,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 
 import keras
 import numpy as np
@@ -38,6 +38,7 @@ from rlnas.errors import ChildFailure, SpaceError
 from rlnas.keras_build import build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
+from rlnas.keras_build.summary import summary_text
 from rlnas.keras_build.tf_state import forget_child_gradients
 from rlnas.space import Architecture, Space
 from rlnas.tasks import TaskData
@@ -87,9 +88,13 @@ class _Validate(keras.callbacks.Callback):
         self.calibration = evaluator.calibration
         self.guard = guard
         self.batch_size = batch_size
+        self.every_epoch = evaluator.child.validate == "every_epoch"
+        self.epochs = evaluator.child.epochs
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.bad is not None or logs is None:
+            return
+        if not self.every_epoch and epoch + 1 < self.epochs:
             return
         recalibrate_batch_norm(self.model, self.calibration)
         result = self.model.evaluate(
@@ -114,7 +119,8 @@ class KerasEvaluator:
         """Training examples that re-estimate batch-norm statistics before validation."""
 
     def fingerprint(self) -> str:
-        """Hash of the task (name, provenance, spec, split contents) and the child settings."""
+        """Hash of the task (name, provenance, spec, split contents), the space's settings and
+        the child settings: equal fingerprints mean an architecture earns the same reward."""
         if self._fingerprint is None:
             d = self.data
             digest = hashlib.sha256()
@@ -123,6 +129,7 @@ class KerasEvaluator:
             payload = {
                 "builder": BUILDER_VERSION,
                 "space": self.space.name,
+                "space_config": _config_of(self.space),
                 "task": d.name,
                 "source": d.source,
                 "spec": asdict(d.spec),
@@ -179,7 +186,7 @@ class KerasEvaluator:
                 )
             params = int(model.count_params())
             mmacs = multiply_adds(model) / 1e6
-            summary = _summary(model)
+            summary = summary_text(model)
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
         by_loss = self.child.metric == "val_loss"
@@ -237,12 +244,13 @@ def _free_keras_state() -> None:
         _frozen = True
 
 
+def _config_of(space: Space) -> dict | None:
+    """The space's settings (a fixed reduction, a stem width, N: they change the network an
+    architecture builds without changing its decisions), as plain data."""
+    cfg = getattr(space, "cfg", None)
+    return asdict(cfg) if cfg is not None and is_dataclass(cfg) else None
+
+
 def _rows(x: np.ndarray) -> np.ndarray:
     """At most about 256 evenly spaced rows: enough to tell data sets apart, cheap to hash."""
     return x[:: max(1, len(x) // 256)]
-
-
-def _summary(model: keras.Model) -> str:
-    parts: list[str] = []
-    model.summary(print_fn=lambda text, *args, **kwargs: parts.append(str(text)))
-    return "\n".join(parts)

@@ -15,8 +15,10 @@ and, like a process worker, is simply killed and replaced when a child hangs or 
 * A child running past ``executor.child_timeout_seconds`` has its actor killed (reason
   ``timeout``); an actor that dies (segfault, out-of-memory kill) fails its child with reason
   ``worker_died``. A fresh actor takes the slot and the search goes on.
-* Thread limits reach the actor's process through Ray's ``runtime_env`` environment, so they
-  are set before TensorFlow (or NumPy's BLAS) is loaded there.
+* Thread limits reach the actor's process before TensorFlow (or NumPy's BLAS) is loaded
+  there: a local Ray started here inherits them from the environment it starts in (so the
+  actors can take the workers Ray starts at once), a cluster gets them through Ray's
+  ``runtime_env``.
 """
 
 from __future__ import annotations
@@ -135,13 +137,16 @@ class RayExecutor:
         self.cfg = cfg
         self.capacity = cfg.workers
         self._owns_ray = False
-        if not ray.is_initialized():
-            self._init_ray(cfg)
-            self._owns_ray = True
         env = thread_env(worker_threads(cfg.threads_per_worker, cfg.workers))
+        options: dict[str, Any] = {"runtime_env": {"env_vars": env}}
+        if not ray.is_initialized():
+            self._init_ray(cfg, env)
+            self._owns_ray = True
+            if cfg.ray_address is None:  # its workers inherited the limits (see _init_ray)
+                options = {}
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(
             EvaluatorActor
-        ).options(runtime_env={"env_vars": env})
+        ).options(**options)
         self._paths = [p for p in sys.path if p and os.path.isdir(p)]
         self._pending: deque[Job] = deque()
         self._done: list[Result] = []
@@ -151,10 +156,23 @@ class RayExecutor:
         self._closed = False
         self._slots = [self._spawn() for _ in range(cfg.workers)]
 
-    def _init_ray(self, cfg: ExecutorConfig) -> None:
+    def _init_ray(self, cfg: ExecutorConfig, env: dict[str, str]) -> None:
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         if cfg.ray_address is None:
-            self._ray.init(num_cpus=cfg.workers, include_dashboard=False, **quiet)
+            # A local Ray's processes inherit this process's environment: with the thread
+            # limits set while it starts, the workers it starts at once have them too, and
+            # actors take those workers instead of starting new ones with a runtime_env
+            # (which costs each actor a fresh process and Ray's import, 1-2 s).
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                self._ray.init(num_cpus=cfg.workers, include_dashboard=False, **quiet)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             return
         check_reachable(cfg.ray_address)
         try:

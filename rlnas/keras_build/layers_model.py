@@ -15,6 +15,8 @@ Layout: input -> augmentation (training only) -> layers -> global average poolin
   activation (as Zoph & Le's conv layers); ``Dense`` for flat inputs. ``maxpool``/``avgpool``
   use the kernel as the pool size. All padding is ``same``, so a stride ``s`` maps a size
   ``n`` to ``ceil(n / s)``, which the space tracks to mask strides.
+* ``reduce_after`` layers end with a 2x2 max pooling (stride 2); their output, as later
+  layers and skips see it, is the pooled one.
 * Skips join a layer's *output*: earlier outputs larger than it are average-pooled by the
   size ratio (then zero-padded or cropped to the exact size), and merged by ``Add`` after a
   1x1 projection to the layer's channels where they differ, or by ``Concatenate``.
@@ -51,6 +53,9 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
         if layer.skips:
             extra = [outputs[j] for j in layer.skips]
             y = _merge(y, extra, layer, kind, reg, f"layer{i}")
+        if i in blueprint.reduce_after:
+            pool = keras.layers.MaxPooling2D if kind == "image" else keras.layers.MaxPooling1D
+            y = pool(2, padding="same", name=f"layer{i}_reduce")(y)
         outputs.append(y)
         x = y
     if kind == "image":

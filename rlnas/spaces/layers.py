@@ -4,7 +4,8 @@ A child is a chain of ``num_layers`` layers. Layer ``i`` chooses an operation, i
 kernel, stride and activation, and, with ``skip_connections``, which outputs of earlier
 layers ``j < i - 1`` (anchor points; layer ``i - 1`` is its input anyway) it merges into its
 own output, by ``add`` (after a 1x1 projection) or ``concat``; earlier outputs that are
-larger are pooled down to the layer's size. Then come the training decisions: learning
+larger are pooled down to the layer's size. ``reduce_after`` puts a fixed 2x2 max pooling
+after chosen layers (set reduction points, as in NASNet). Then come the training decisions: learning
 rate, batch size, optimizer, dropout before the classifier, weight decay, augmentation.
 
 Decisions that do not apply are inactive and absent from the record: filters and activation
@@ -24,10 +25,10 @@ with batch normalisation and the activation, ``identity`` passes its input on; p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rlnas.errors import FieldError, did_you_mean, require
+from rlnas.errors import MAY_BE_EMPTY, FieldError, did_you_mean, require
 from rlnas.space import Decider, Space
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class LayersConfig:
     """Let each layer also take the outputs of any earlier layer (anchor points)."""
     merges: tuple[str, ...] = ("add", "concat")
     """How a layer merges its extra inputs: add (after a 1x1 projection) or concat."""
+    reduce_after: tuple[int, ...] = field(default=(), metadata={MAY_BE_EMPTY: True})
+    """Layers (0-based) followed by a fixed 2x2 max pooling that halves the spatial size,
+    as the reduction points of NASNet and ENAS's macro space: downsampling at set depths
+    instead of (or besides) searched strides (set ``strides: [1]`` to leave it to these)."""
     learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
     batch_sizes: tuple[int, ...] = (32, 64, 128)
     optimizers: tuple[str, ...] = ("adam", "rmsprop", "sgd")
@@ -82,6 +87,13 @@ class LayersConfig:
             for v in getattr(self, name):
                 hint = did_you_mean(str(v), valid)
                 require(v in valid, name, v, "values among " + ", ".join(valid), hint)
+        for v in self.reduce_after:
+            require(
+                0 <= v < self.num_layers and self.reduce_after.count(v) == 1,
+                "reduce_after",
+                v,
+                f"distinct layer indices in 0..{self.num_layers - 1} (num_layers - 1)",
+            )
         for name in ("filters", "kernel_sizes", "strides", "batch_sizes"):
             for v in getattr(self, name):
                 require(v >= 1, name, v, "integers >= 1")
@@ -125,6 +137,8 @@ class LayersBlueprint:
 
     layers: tuple[LayerSpec, ...]
     training: TrainingSpec
+    reduce_after: tuple[int, ...] = ()
+    """Layers followed by a fixed 2x2 max pooling (``LayersConfig.reduce_after``)."""
 
 
 class LayersSpace(Space):
@@ -141,6 +155,12 @@ class LayersSpace(Space):
                 list(cfg.operations),
                 "conv or identity among them for flat inputs (pooling and sepconv need "
                 "spatial inputs)",
+            )
+        if spec.input_kind == "flat" and cfg.reduce_after:
+            raise FieldError(
+                "layers.reduce_after",
+                list(cfg.reduce_after),
+                "[] for flat inputs (pooling needs spatial inputs)",
             )
         self.cfg = cfg
         self.spec = spec
@@ -176,6 +196,8 @@ class LayersSpace(Space):
                 merge = None
             stride = int(stride or 1)
             size = [math.ceil(s / stride) for s in size]
+            if i in cfg.reduce_after:
+                size = [math.ceil(s / 2) for s in size]
             layers.append(
                 LayerSpec(
                     op=op,
@@ -195,7 +217,7 @@ class LayersSpace(Space):
             weight_decay=float(d.choice("train/weight_decay", cfg.weight_decays)),
             augment=str(d.choice("train/augment", cfg.augmentations)),
         )
-        return LayersBlueprint(tuple(layers), training)
+        return LayersBlueprint(tuple(layers), training, tuple(sorted(cfg.reduce_after)))
 
     def _stride_mask(self, size: list[int]) -> list[bool]:
         """Strides no larger than the smallest spatial size (the smallest stride if none)."""

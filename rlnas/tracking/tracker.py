@@ -36,7 +36,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -555,19 +555,23 @@ class MLflowTracker:
         metrics: Mapping[str, float] = {},  # noqa: B006 (read only)
         params: Mapping[str, str] = {},  # noqa: B006
         tags: Mapping[str, str] = {},  # noqa: B006
-        curves: Mapping[str, Iterable[float]] = {},  # noqa: B006
+        curves: Mapping[str, Sequence[float]] = {},  # noqa: B006
         step: int = 0,
         timestamp: float | None = None,
     ) -> None:
         """One ``log_batch`` call per 100 entities (MLflow's limit for params per batch).
-        A fixed ``timestamp`` (seconds) makes logging the same metrics again a no-op."""
+        Curves are logged by epoch (their step); one shorter than the others (validated only
+        after the last epochs) is aligned to the end. A fixed ``timestamp`` (seconds) makes
+        logging the same metrics again a no-op."""
         from mlflow.entities import Metric, Param, RunTag
 
         assert self.client is not None and run_id is not None
         now = int((time.time() if timestamp is None else timestamp) * 1000)
         items: list = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        epochs = max((len(values) for values in curves.values()), default=0)
         for key, values in curves.items():
-            items += [Metric(f"child/{key}", float(v), now, e) for e, v in enumerate(values)]
+            first = epochs - len(values)  # a validation curve ends at the last epoch
+            items += [Metric(f"child/{key}", float(v), now, e) for e, v in enumerate(values, first)]
         items += [Param(k, v[:6000]) for k, v in params.items()]
         items += [RunTag(k, str(v)) for k, v in tags.items()]
         for i in range(0, len(items), 100):
