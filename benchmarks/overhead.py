@@ -1,19 +1,20 @@
 """rlnas's overhead per child: a tracked search against bare ``model.fit`` of the same models.
 
-In one process, this script runs rounds of two timed passes over the same children:
+Rounds of two timed passes over the same children, each pass in a fresh Python process:
 
 * **rlnas**: a real search (the same code path as ``rlnas search``: strict config, the
-  controller, the Keras evaluator, the saved state, the MLflow tracker into a fresh
-  temporary SQLite store), timed from the first ask to the end of the run, tracking included;
+  controller, the Keras evaluator, the saved state, the MLflow tracker into a temporary
+  SQLite store), timed from the first ask to the end of the run, tracking included;
 * **bare**: every child of that search rebuilt with the same builder, seed, data and epochs
   and trained with a bare ``model.fit(..., validation_data=..., validation_freq=...)``
   (validated after the same epochs as the search's children), timed the same way.
 
-Every round's search has the same seed, so it trains the same children (the script checks
-this). The order of the two passes alternates from round to round so that a machine that
-slows down or speeds up over the run favours neither, and the figure is the median of the
+Every round's search has the same seed, so it trains the same children (checked). The order
+of the two passes alternates from round to round, and the figure is the median of the
 rounds' ratios (the bar: at most 1.10). One-off costs of a process (TensorFlow's first
-graph, the controller's first update) are paid by an untimed search of two children first.
+graph, the controller's first update) are paid first, untimed, by a search of two children
+or a bare fit of two. Separate processes, because Keras models trained in a loop without
+rlnas's clean-up leave graphs behind that slow down whatever runs later in the process.
 
     .venv/bin/python benchmarks/overhead.py --config configs/demo.yaml --children 12 --rounds 4
 """
@@ -21,8 +22,10 @@ graph, the controller's first update) are paid by an untimed search of two child
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +74,32 @@ def tracked_search(cfg, children: int):
             result = prepared.search.run()
         seconds = time.perf_counter() - start
     assert len(result.trials) == children, (len(result.trials), children)
-    return seconds, result, prepared.search.strategy.space
+    return seconds, result
+
+
+def one(kind: str, config: str, children: int, trials_file: str) -> dict:
+    """One timed pass in this process (after an untimed warm-up); its figures."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rlnas.config import load_config
+    from rlnas.factory import load_task_data, make_space
+    from rlnas.trial import Trial, TrialState
+
+    cfg = load_config(config, [f"search.children={children}"])
+    if kind == "rlnas":
+        tracked_search(load_config(config, ["search.children=2"]), 2)  # warm-up
+        seconds, result = tracked_search(cfg, children)
+        done = [t for t in result.trials if t.state is TrialState.COMPLETE]
+        Path(trials_file).write_text(json.dumps([t.to_dict() for t in result.trials]))
+        return {
+            "per_child": seconds / len(result.trials),
+            "fit": statistics.fmean(t.cost for t in done),
+            "children": [[t.architecture.hash, t.seed] for t in result.trials],
+        }
+    trials = [Trial.from_dict(d) for d in json.loads(Path(trials_file).read_text())]
+    trials = [t for t in trials if t.state is TrialState.COMPLETE]
+    space, data = make_space(cfg), load_task_data(cfg)
+    bare_pass(trials[:2], space, data, cfg.child)  # warm-up
+    return {"per_child": statistics.fmean(bare_pass(trials, space, data, cfg.child))}
 
 
 def main() -> int:
@@ -79,46 +107,52 @@ def main() -> int:
     parser.add_argument("--config", default=str(ROOT / "configs" / "demo.yaml"))
     parser.add_argument("--children", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--one", choices=("rlnas", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--trials", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from rlnas.config import load_config
-    from rlnas.factory import load_task_data
-    from rlnas.trial import TrialState
+    if args.one:
+        print(json.dumps(one(args.one, args.config, args.children, args.trials)))
+        return 0
 
-    cfg = load_config(args.config, [f"search.children={args.children}"])
-    data = load_task_data(cfg)
-    warm = load_config(args.config, ["search.children=2"])
-    tracked_search(warm, 2)  # one-off costs of the process, untimed
-    rows = []
-    reference = None
-    for r in range(args.rounds):
-        passes = {}
-        for kind in ("rlnas", "bare") if r % 2 == 0 else ("bare", "rlnas"):
-            if kind == "rlnas":
-                seconds, result, space = tracked_search(cfg, args.children)
-                trials = [t for t in result.trials if t.state is TrialState.COMPLETE]
-                children = [(t.architecture.hash, t.seed) for t in result.trials]
-                assert reference is None or children == reference, "rounds trained other children"
-                reference = children
-                passes["rlnas"] = seconds / len(result.trials)
-                passes["fit"] = sum(t.cost for t in trials) / len(trials)
-            else:
-                if reference is None:  # the first round's search decides the children
-                    continue
-                passes["bare"] = statistics.fmean(bare_pass(trials, space, data, cfg.child))
-        if "bare" not in passes:
-            passes["bare"] = statistics.fmean(bare_pass(trials, space, data, cfg.child))
-        passes["ratio"] = passes["rlnas"] / passes["bare"]
-        rows.append(passes)
-        print(
-            f"round {r + 1}: rlnas {passes['rlnas']:.2f} s/child (fit + validation "
-            f"{passes['fit']:.2f}), bare {passes['bare']:.2f} s/child, ratio "
-            f"{passes['ratio']:.3f}  (load {os.getloadavg()[0]:.2f})",
-            flush=True,
-        )
+    def run(kind: str, trials: str) -> dict:
+        command = [sys.executable, __file__, "--one", kind, "--config", args.config]
+        command += ["--children", str(args.children), "--trials", trials]
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            sys.exit(f"the {kind} pass failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    rows, reference = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        trials = str(Path(tmp, "trials.json"))
+        for r in range(args.rounds):
+            passes: dict[str, dict] = {}
+            order = ("rlnas", "bare") if r % 2 == 0 or reference is None else ("bare", "rlnas")
+            for kind in order:
+                passes[kind] = run(kind, trials)
+                if kind == "rlnas":
+                    children = passes["rlnas"]["children"]
+                    assert reference in (None, children), "a round trained other children"
+                    reference = children
+            row = {
+                "rlnas": passes["rlnas"]["per_child"],
+                "fit": passes["rlnas"]["fit"],
+                "bare": passes["bare"]["per_child"],
+            }
+            row["ratio"] = row["rlnas"] / row["bare"]
+            rows.append(row)
+            print(
+                f"round {r + 1} ({' then '.join(order)}): rlnas {row['rlnas']:.2f} s/child (fit "
+                f"+ validation {row['fit']:.2f}), bare {row['bare']:.2f} s/child, ratio "
+                f"{row['ratio']:.3f}  (load {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
+    from rlnas.config import load_config
+
+    cfg = load_config(args.config)
     print(
-        f"config: {args.config}  children: {args.children} ({len(trials)} complete)  epochs: "
-        f"{cfg.child.epochs}  validated: {cfg.child.validate}  rounds: {args.rounds}"
+        f"config: {args.config}  children: {args.children}  epochs: {cfg.child.epochs}  "
+        f"validated: {cfg.child.validate}  rounds: {args.rounds}"
     )
     for key, label in (
         ("rlnas", "rlnas search (tracked)"),

@@ -252,6 +252,10 @@ class FinalConfig:
     schedule: Literal["cosine", "constant"] = "cosine"
     """Learning rate over the final epochs: ``cosine`` decays the child's learning rate to 0
     (Loshchilov & Hutter 2017), ``constant`` keeps it."""
+    budget_seconds: float | None = None
+    """Wall-clock seconds for each final model's training: after the first epoch the number
+    of epochs is cut to what fits (never more than ``epochs``) and the cosine schedule
+    follows the new count; ``None``: always ``epochs``."""
     train_subset: int | None = None
     """Train final models on this many examples (stratified); ``None``: all of them (the
     search's ``task.train_subset`` does not apply to final training)."""
@@ -273,6 +277,12 @@ class FinalConfig:
     def __post_init__(self) -> None:
         require(1 <= self.top_k <= 20, "top_k", self.top_k, "an integer in 1..20")
         require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        require(
+            self.budget_seconds is None or self.budget_seconds > 0,
+            "budget_seconds",
+            self.budget_seconds,
+            "a positive number of seconds or null",
+        )
         require(
             self.train_subset is None or self.train_subset >= 10,
             "train_subset",

@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,48 @@ def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
 
 
 # -- training -----------------------------------------------------------------------------
-def cosine(base: float, epochs: int) -> Callable[[int], float]:
-    """Learning rate of epoch ``e``: ``base`` decayed to 0 by a half cosine over ``epochs``."""
-    return lambda e: base * 0.5 * (1 + math.cos(math.pi * e / epochs))
+def cosine(base: float, epochs: int | Callable[[], int]) -> Callable[[int], float]:
+    """Learning rate of epoch ``e``: ``base`` decayed to 0 by a half cosine over ``epochs``
+    (a number, or a function that says it, for a count that is settled during training)."""
+    total = epochs if callable(epochs) else (lambda: epochs)
+    return lambda e: base * 0.5 * (1 + math.cos(math.pi * e / total()))
+
+
+class _EpochBudget:
+    """Cuts a training's epochs to a wall-clock budget, measured on its first epoch."""
+
+    def __init__(self, epochs: int, seconds: float | None) -> None:
+        self.epochs = epochs
+        self.seconds = seconds
+        self._start = 0.0
+
+    def callback(self):
+        import keras
+
+        budget = self
+
+        class _Cut(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                budget._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 0 and budget.seconds is not None:
+                    first = max(time.perf_counter() - budget._start, 1e-9)
+                    fits = max(1, min(budget.epochs, int(budget.seconds // first)))
+                    if fits < budget.epochs:
+                        log.info(
+                            "final training: %d of %d epochs fit final.budget_seconds=%g "
+                            "(the first took %.0f s)",
+                            fits,
+                            budget.epochs,
+                            budget.seconds,
+                            first,
+                        )
+                    budget.epochs = fits
+                if epoch + 1 >= budget.epochs:
+                    self.model.stop_training = True
+
+        return _Cut()
 
 
 def train_final(
@@ -94,9 +134,12 @@ def train_final(
     schedule: str,
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    budget_seconds: float | None = None,
 ):
     """Build ``blueprint`` afresh and train it on the fit split; returns the model and its
-    per-epoch history. A NaN or infinite loss raises :class:`ChildFailure` (``nan_loss``)."""
+    per-epoch history. With ``budget_seconds``, the epochs are cut after the first to what
+    fits the budget (the history says how many ran). A NaN or infinite loss raises
+    :class:`ChildFailure` (``nan_loss``)."""
     import keras
 
     from rlnas.keras_build import build_model, compile_model
@@ -105,11 +148,11 @@ def train_final(
     training = blueprint.training
     model = build_model(blueprint, data.spec)
     compile_model(model, training)
-    callbacks: list = [keras.callbacks.TerminateOnNaN()]
+    budget = _EpochBudget(epochs, budget_seconds)
+    callbacks: list = [keras.callbacks.TerminateOnNaN(), budget.callback()]
     if schedule == "cosine":
-        callbacks.append(
-            keras.callbacks.LearningRateScheduler(cosine(training.learning_rate, epochs))
-        )
+        rate = cosine(training.learning_rate, lambda: budget.epochs)
+        callbacks.append(keras.callbacks.LearningRateScheduler(rate))
     if on_epoch is not None:
         callbacks.append(
             keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs)))
@@ -125,11 +168,11 @@ def train_final(
     )
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     losses = curves.get("loss", [])
-    if len(losses) < epochs or not all(math.isfinite(v) for v in losses):
+    if len(losses) < budget.epochs or not all(math.isfinite(v) for v in losses):
         raise ChildFailure(
             "nan_loss",
             f"final training diverged: the loss became {losses[-1] if losses else 'NaN'} in "
-            f"epoch {len(losses)} of {epochs} (optimizer={training.optimizer}, "
+            f"epoch {len(losses)} of {budget.epochs} (optimizer={training.optimizer}, "
             f"learning_rate={training.learning_rate}).",
         )
     return model, curves

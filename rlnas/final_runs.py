@@ -208,9 +208,10 @@ def _final_model(
         tags=tags,
         params=params,
     )
+    budget = f" (at most: final.budget_seconds={f.budget_seconds:g})" if f.budget_seconds else ""
     progress(
         f"final model {rank}: child {child.number} (search reward {child.reward:.4f}), "
-        f"{f.epochs} epochs on {plan.data.fit_description}; MLflow run {run_id}"
+        f"{f.epochs} epochs{budget} on {plan.data.fit_description}; MLflow run {run_id}"
     )
     start_t = time.time()
 
@@ -224,12 +225,19 @@ def _final_model(
 
     with _run_ends_if_it_fails(client, run_id):
         model, curves = train_final(
-            blueprint, plan.data, epochs=f.epochs, schedule=f.schedule, seed=seed, on_epoch=on_epoch
+            blueprint,
+            plan.data,
+            epochs=f.epochs,
+            schedule=f.schedule,
+            seed=seed,
+            on_epoch=on_epoch,
+            budget_seconds=f.budget_seconds,
         )
         seconds = time.time() - start_t
         folder.mkdir(parents=True)
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         metrics = {**report.metrics(), "final/train_seconds": seconds}
+        metrics["final/epochs"] = float(len(curves.get("loss", [])))
         metrics["final/params"] = float(model.count_params())
         metrics["search/reward"] = child.reward
         if plan.data.x_holdout is not None:

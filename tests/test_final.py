@@ -241,6 +241,7 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         ("--epochs", "0"): "`final.epochs`: expected an integer >= 1, got 0.",
         ("--set", "final.bogus=1"): "unknown config key `final.bogus`.",
         ("--top-k", "1", "--ensemble"): "`final.top_k`: expected at least 2 for an ensemble",
+        ("--set", "final.budget_seconds=0"): "`final.budget_seconds`: expected a positive",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -329,3 +330,26 @@ def test_a_final_run_that_fails_is_ended_with_its_status(tmp_path, error, status
     run = client.get_run(run_id)
     assert run.info.status == status
     assert run.data.tags.get("rlnas.message") == message
+
+
+def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows():
+    from rlnas.config import FinalConfig, TaskConfig
+    from rlnas.final import final_data, train_final
+    from rlnas.spaces.layers import LayersBlueprint, LayerSpec, TrainingSpec
+    from rlnas.tasks import load_task
+
+    data = final_data(load_task(TaskConfig(name="digits")), FinalConfig(), seed=0)
+    blueprint = LayersBlueprint(
+        (LayerSpec("conv", 8, 3, 1, "relu"),), TrainingSpec(0.01, 64, "adam", 0.0, 0.0, "none")
+    )
+    rates: list[float] = []
+    record = lambda epoch, logs: rates.append(logs["learning_rate"])  # noqa: E731
+    _, curves = train_final(blueprint, data, epochs=50, schedule="cosine", seed=0,
+                            on_epoch=record, budget_seconds=1e-6)  # fmt: skip
+    assert len(curves["loss"]) == 1 and rates == [0.01]  # nothing more fits
+    rates.clear()
+    _, curves = train_final(blueprint, data, epochs=4, schedule="cosine", seed=0,
+                            on_epoch=record, budget_seconds=3600)  # fmt: skip
+    assert len(curves["loss"]) == 4  # everything fits: the configured epochs
+    assert rates == pytest.approx([0.01, 0.01 * 0.5 * (1 + np.cos(np.pi / 4)), 0.005,
+                                   0.01 * 0.5 * (1 + np.cos(3 * np.pi / 4))])  # fmt: skip
