@@ -17,6 +17,10 @@ or a bare fit of two. Separate processes, because Keras models trained in a loop
 rlnas's clean-up leave graphs behind that slow down whatever runs later in the process.
 
     .venv/bin/python benchmarks/overhead.py --config configs/demo.yaml --children 12 --rounds 4
+    .venv/bin/python benchmarks/overhead.py --config configs/mnist1d.yaml --children 8
+
+Children train one at a time in the search's process (``executor.kind=inline`` whatever the
+config says), as they do in the bare pass.
 """
 
 from __future__ import annotations
@@ -77,16 +81,18 @@ def tracked_search(cfg, children: int):
     return seconds, result
 
 
-def one(kind: str, config: str, children: int, trials_file: str) -> dict:
+def one(kind: str, config: str, children: int, trials_file: str, sets: list[str]) -> dict:
     """One timed pass in this process (after an untimed warm-up); its figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rlnas.config import load_config
     from rlnas.factory import load_task_data, make_space
     from rlnas.trial import Trial, TrialState
 
-    cfg = load_config(config, [f"search.children={children}"])
+    # children one at a time in this process, as the bare pass trains them
+    sets = ["executor.kind=inline", *sets]
+    cfg = load_config(config, [f"search.children={children}", *sets])
     if kind == "rlnas":
-        tracked_search(load_config(config, ["search.children=2"]), 2)  # warm-up
+        tracked_search(load_config(config, ["search.children=2", *sets]), 2)  # warm-up
         seconds, result = tracked_search(cfg, children)
         done = [t for t in result.trials if t.state is TrialState.COMPLETE]
         Path(trials_file).write_text(json.dumps([t.to_dict() for t in result.trials]))
@@ -108,15 +114,18 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--one", choices=("rlnas", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as rlnas search --set")  # fmt: skip
     parser.add_argument("--trials", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.config, args.children, args.trials)))
+        print(json.dumps(one(args.one, args.config, args.children, args.trials, args.set)))
         return 0
 
     def run(kind: str, trials: str) -> dict:
         command = [sys.executable, __file__, "--one", kind, "--config", args.config]
         command += ["--children", str(args.children), "--trials", trials]
+        command += [f"--set={item}" for item in args.set]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             sys.exit(f"the {kind} pass failed:\n{proc.stderr[-3000:]}")
@@ -149,7 +158,7 @@ def main() -> int:
             )
     from rlnas.config import load_config
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.set)
     print(
         f"config: {args.config}  children: {args.children}  epochs: {cfg.child.epochs}  "
         f"validated: {cfg.child.validate}  rounds: {args.rounds}"

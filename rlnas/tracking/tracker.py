@@ -259,13 +259,14 @@ class MLflowTracker:
 
     def _kick(self, search: Search) -> None:
         """Have the background writer record the waiting events. A write the store refused
-        there is raised here; a store silent for longer than the patience stops the search."""
+        there is raised here; a store silent for longer than the patience stops the search.
+        The search never waits here for a write in progress (a slow or silent store): the
+        patience is read from the writer's backoff, which only the writer changes."""
         if self._writer_error is not None:
             error, self._writer_error = self._writer_error, None
             raise error
-        with self._lock:
-            if self.outbox and self.outbox.backoff.exhausted:
-                raise SearchAborted(self._gone(search))
+        if self.outbox and self.outbox.backoff.exhausted:
+            raise SearchAborted(self._gone(search))
         if self._writer is None:
             self._stopping = False
             self._writer = threading.Thread(
