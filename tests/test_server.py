@@ -141,16 +141,22 @@ def test_a_parallel_search_tracked_by_the_server(server, tmp_path, monkeypatch):
 
 
 # -- the server goes away mid-search --------------------------------------------------------
+class Hooks(list):
+    sleep = 0.3
+
+
 @pytest.fixture
 def slow_toy_search(monkeypatch, tmp_path):
-    """``rlnas search`` with toy children of 0.3 s in 2 worker processes, and a hook that
-    sees every finished child (``hooks``) after the tracker recorded it."""
-    hooks: list = []
+    """``rlnas search`` with toy children of ``hooks.sleep`` seconds (0.3 unless a test sets
+    it) in 2 worker processes, and hooks that see every finished child after the tracker
+    recorded it."""
+    hooks = Hooks()
 
     def make_executor(cfg):
         from rlnas.executors.process import ProcessExecutor
 
-        return ProcessExecutor(functools.partial(FormulaEvaluator, sleep=0.3), cfg.executor)
+        evaluator = functools.partial(FormulaEvaluator, sleep=hooks.sleep)
+        return ProcessExecutor(evaluator, cfg.executor)
 
     real_prepare = search_command.prepare
 
@@ -221,9 +227,11 @@ def test_a_server_down_too_long_stops_the_search_and_resume_records_the_rest(
         server.start()
     outage = Outage(server, at=1, restart=False)
     slow_toy_search.append(outage)
-    # 40 children of 0.3 s on 2 workers: the search outlasts the patience (1 s) plus the
-    # first failed write (MLflow's own retries: a few seconds), which it does not wait for
-    path = write_config(tmp_path, server, "gone", children=40, retry=1)
+    # 20 children (the toy space holds 21) of 0.8 s on 2 workers: the search outlasts the
+    # patience (1 s) plus the first failed write (MLflow's own retries: a few seconds),
+    # which it does not wait for
+    slow_toy_search.sleep = 0.8
+    path = write_config(tmp_path, server, "gone", children=20, retry=1)
     try:
         code = cli.main(["search", "-c", str(path), "--no-progress"])
         err = capsys.readouterr().err.strip().splitlines()
@@ -246,5 +254,5 @@ def test_a_server_down_too_long_stops_the_search_and_resume_records_the_rest(
     assert client.get_run(run_id).info.status == "FINISHED"
     runs = children(client, summary)
     assert [int(r.data.tags["rlnas.child"]) for r in runs] == list(range(len(runs)))
-    assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 40
-    assert summary["children"] == 40
+    assert all(r.info.status == "FINISHED" for r in runs) and len(runs) == 20
+    assert summary["children"] == 20
