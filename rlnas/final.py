@@ -90,7 +90,9 @@ def cosine(base: float, epochs: int | Callable[[], int]) -> Callable[[int], floa
 
 
 class _EpochBudget:
-    """Cuts a training's epochs to a wall-clock budget, measured on its first epoch."""
+    """Cuts a training's epochs to a wall-clock budget: after every epoch, the epochs left
+    are re-planned from the mean epoch time so far (the first, with its tracing, included),
+    so a machine that slows down mid-training still ends within the budget."""
 
     def __init__(self, epochs: int, seconds: float | None) -> None:
         self.epochs = epochs
@@ -107,17 +109,16 @@ class _EpochBudget:
                 budget._start = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
-                if epoch == 0 and budget.seconds is not None:
-                    first = max(time.perf_counter() - budget._start, 1e-9)
-                    fits = max(1, min(budget.epochs, int(budget.seconds // first)))
+                if budget.seconds is not None:
+                    mean = max(time.perf_counter() - budget._start, 1e-9) / (epoch + 1)
+                    fits = max(epoch + 1, min(budget.epochs, int(budget.seconds // mean)))
                     if fits < budget.epochs:
                         log.info(
-                            "final training: %d of %d epochs fit final.budget_seconds=%g "
-                            "(the first took %.0f s)",
+                            "final training: %d epochs fit final.budget_seconds=%g "
+                            "(%.0f s an epoch so far)",
                             fits,
-                            budget.epochs,
                             budget.seconds,
-                            first,
+                            mean,
                         )
                     budget.epochs = fits
                 if epoch + 1 >= budget.epochs:
@@ -133,12 +134,14 @@ def train_final(
     epochs: int,
     schedule: str,
     seed: int,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float], int], None] | None = None,
     budget_seconds: float | None = None,
 ):
     """Build ``blueprint`` afresh and train it on the fit split; returns the model and its
-    per-epoch history. With ``budget_seconds``, the epochs are cut after the first to what
-    fits the budget (the history says how many ran). A NaN or infinite loss raises
+    per-epoch history. With ``budget_seconds``, the epochs are cut, after each one, to what
+    fits the budget at the mean epoch time so far (the history says how many ran).
+    ``on_epoch(epoch, logs, planned)`` hears of every finished epoch, ``planned`` being the
+    epochs that will run (after any cut). A NaN or infinite loss raises
     :class:`ChildFailure` (``nan_loss``)."""
     import keras
 
@@ -155,7 +158,9 @@ def train_final(
         callbacks.append(keras.callbacks.LearningRateScheduler(rate))
     if on_epoch is not None:
         callbacks.append(
-            keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs)))
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: on_epoch(e, dict(logs), budget.epochs)
+            )
         )
     history = model.fit(
         data.x_fit,

@@ -214,12 +214,20 @@ def _final_model(
         f"{f.epochs} epochs{budget} on {plan.data.fit_description}; MLflow run {run_id}"
     )
     start_t = time.time()
+    cut = [f.epochs]  # the epochs planned, as last announced
 
-    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch(epoch: int, logs: dict[str, float], planned: int) -> None:
         metrics = {f"final/{k}": v for k, v in logs.items() if k in ("loss", "accuracy")}
         log_batch(client, run_id, metrics=metrics, step=epoch)
+        if planned < cut[0]:
+            cut[0] = planned
+            progress(
+                f"  final model {rank}: {planned} of {f.epochs} epochs fit "
+                f"final.budget_seconds={f.budget_seconds:g} ({time.time() - start_t:.0f} s "
+                f"for {epoch + 1}); the learning-rate schedule follows"
+            )
         progress(
-            f"  final model {rank}: epoch {epoch + 1}/{f.epochs} loss {logs.get('loss', 0):.4f} "
+            f"  final model {rank}: epoch {epoch + 1}/{planned} loss {logs.get('loss', 0):.4f} "
             f"accuracy {logs.get('accuracy', 0):.4f} ({time.time() - start_t:.0f} s)"
         )
 
@@ -269,6 +277,7 @@ def _final_model(
         "test_accuracy": report.accuracy,
         "test_macro_f1": report.macro_f1,
         "params": int(metrics["final/params"]),
+        "epochs": int(metrics["final/epochs"]),  # after a final.budget_seconds cut
         "train_seconds": seconds,
         "model_uri": model_uri,
         "registered": None if version is None else f"{name}/{version}",

@@ -77,6 +77,7 @@ class Observer(Protocol):
     def trial_finished(self, search: Search, trial: Trial) -> None: ...
     def controller_updated(self, search: Search, metrics: Mapping[str, float]) -> None: ...
     def search_finished(self, search: Search, result: SearchResult) -> None: ...
+    def search_crashed(self, search: Search, error: BaseException) -> None: ...
 
 
 class Saver(Protocol):
@@ -173,6 +174,9 @@ class Search:
             raise
         try:
             return self._run()
+        except BaseException as exc:  # not a stop the search handles: tell the observers
+            self._emit("search_crashed", exc, crashed=True)  # (the tracker ends its run)
+            raise
         finally:  # the search no longer runs (also when it crashed): let a resume take it
             release = getattr(self.checkpoint, "release", None)
             if release is not None:
@@ -401,8 +405,15 @@ class Search:
         if self.checkpoint is not None:
             self.checkpoint.save(self, result)
 
-    def _emit(self, event: str, *args) -> None:
+    def _emit(self, event: str, *args, crashed: bool = False) -> None:
         for obs in self.observers:
             method = getattr(obs, event, None)
-            if method is not None:
+            if method is None:
+                continue
+            if not crashed:
                 method(self, *args)
+                continue
+            try:  # after a crash, the crash is the error that counts
+                method(self, *args)
+            except Exception as exc:
+                log.error("%s.%s: %s", type(obs).__name__, event, exc)

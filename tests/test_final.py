@@ -332,6 +332,48 @@ def test_a_final_run_that_fails_is_ended_with_its_status(tmp_path, error, status
     assert run.data.tags.get("rlnas.message") == message
 
 
+def test_final_says_when_its_budget_cut_the_epochs(done, capsys):
+    root, uri, run_id, _ = done
+    argv = ["final", run_id, "--uri", uri, "--top-k", "1", "--epochs", "3"]
+    flags = ["--set", "final.budget_seconds=0.000001", "--set", "final.register=false"]
+    assert cli.main([*argv, *flags, "--summary", str(root / "b.json")]) == 0
+    out = capsys.readouterr()
+    lines = (out.out + out.err).splitlines()
+    assert any("1 of 3 epochs fit final.budget_seconds=1e-06" in line for line in lines)
+    assert any("epoch 1/1 loss" in line for line in lines)
+    (model,) = json.loads((root / "b.json").read_text())["models"]
+    metrics = mlflow.MlflowClient(uri).get_run(model["run_id"]).data.metrics
+    assert metrics["final/epochs"] == 1 and model["epochs"] == 1
+
+
+def test_a_machine_that_slows_down_mid_training_still_ends_within_the_budget(monkeypatch):
+    """The epochs are re-planned after every epoch from the mean epoch time so far (a fake
+    clock: epochs take 0, 10 and 50 s, then nothing)."""
+    import types
+
+    import rlnas.final as final
+    from rlnas.config import FinalConfig, TaskConfig
+    from rlnas.spaces.layers import LayersBlueprint, LayerSpec, TrainingSpec
+    from rlnas.tasks import load_task
+
+    clock = [0.0]
+    monkeypatch.setattr(final, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    data = final.final_data(load_task(TaskConfig(name="digits")), FinalConfig(), seed=0)
+    blueprint = LayersBlueprint(
+        (LayerSpec("conv", 4, 3, 1, "relu"),), TrainingSpec(0.01, 256, "adam", 0.0, 0.0, "none")
+    )
+    planned: list[int] = []
+
+    def record(epoch, logs, epochs):
+        planned.append(epochs)
+        clock[0] += {0: 10.0, 1: 50.0}.get(epoch, 0.0)  # the time the next epoch "takes"
+
+    _, curves = final.train_final(blueprint, data, epochs=10, schedule="cosine", seed=0,
+                                  on_epoch=record, budget_seconds=100)  # fmt: skip
+    # epoch 2 ends at 60 s: 20 s an epoch, 5 fit; the mean falls later but the plan stays
+    assert planned == [10, 10, 5, 5, 5] and len(curves["loss"]) == 5
+
+
 def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows():
     from rlnas.config import FinalConfig, TaskConfig
     from rlnas.final import final_data, train_final
@@ -343,13 +385,20 @@ def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows(
         (LayerSpec("conv", 8, 3, 1, "relu"),), TrainingSpec(0.01, 64, "adam", 0.0, 0.0, "none")
     )
     rates: list[float] = []
-    record = lambda epoch, logs: rates.append(logs["learning_rate"])  # noqa: E731
+    planned: list[int] = []
+
+    def record(epoch, logs, epochs):
+        rates.append(logs["learning_rate"])
+        planned.append(epochs)
+
     _, curves = train_final(blueprint, data, epochs=50, schedule="cosine", seed=0,
                             on_epoch=record, budget_seconds=1e-6)  # fmt: skip
-    assert len(curves["loss"]) == 1 and rates == [0.01]  # nothing more fits
+    assert len(curves["loss"]) == 1 and rates == pytest.approx([0.01])  # nothing more fits
+    assert planned == [1]  # and the progress hears of the cut
     rates.clear()
+    planned.clear()
     _, curves = train_final(blueprint, data, epochs=4, schedule="cosine", seed=0,
                             on_epoch=record, budget_seconds=3600)  # fmt: skip
-    assert len(curves["loss"]) == 4  # everything fits: the configured epochs
+    assert len(curves["loss"]) == 4 and planned == [4] * 4  # everything fits
     assert rates == pytest.approx([0.01, 0.01 * 0.5 * (1 + np.cos(np.pi / 4)), 0.005,
                                    0.01 * 0.5 * (1 + np.cos(3 * np.pi / 4))])  # fmt: skip

@@ -98,6 +98,23 @@ def test_augmentation_acts_in_training_only_and_never_flips_digits():
     keras.backend.clear_session(free_memory=False)
 
 
+def test_light_image_augmentation_moves_whole_pixels_and_does_not_rotate():
+    space = LayersSpace(
+        LayersConfig(num_layers=1, operations=("conv",), filters=(4,)), SPECS["digits"]
+    )
+    blueprint = next(random_blueprints(space, 1))
+    light = dataclasses.replace(blueprint.training, augment="light")
+    model = build_model(dataclasses.replace(blueprint, training=light), SPECS["digits"])
+    names = [layer.name for layer in model.layers]
+    assert "augment_shift" in names and "augment_rotate" not in names
+    shift = model.get_layer("augment_shift")
+    x = np.random.default_rng(1).uniform(size=(8, *SPECS["digits"].input_shape))
+    moved = np.asarray(shift(x.astype("float32"), training=True))
+    assert not np.allclose(moved, x)  # shifted ...
+    assert np.isin(moved, x.astype("float32")).all()  # ... by whole pixels: no new values
+    keras.backend.clear_session(free_memory=False)
+
+
 def test_batch_norm_statistics_are_re_estimated_on_training_data():
     inputs = keras.Input((3,))
     bn = keras.layers.BatchNormalization(momentum=0.9)

@@ -220,6 +220,14 @@ def test_killed_while_a_child_trains_it_trains_again_with_the_same_seed(store, t
         search.run()
     saved = ckpt.read(tmp_path / tracker.run_id / ckpt.FILE)["search"]
     assert [t["number"] for t in saved["trials"]] == [0, 1, 2, 3, 4]  # 5 was not asked yet
+    # the crash reached the caller only after the tracker had written what it held, and
+    # ended the parent run FAILED: nothing is written behind the resume's back
+    client = mlflow.MlflowClient(store)
+    assert client.get_run(tracker.run_id).info.status == "FAILED"
+    runs = client.search_runs(
+        [tracker.experiment_id], f"tags.`mlflow.parentRunId` = '{tracker.run_id}'"
+    )
+    assert sorted(int(r.data.tags["rlnas.child"]) for r in runs) == [0, 1, 2, 3, 4]
     evaluator = DiesAt()
     evaluator.die = False
     _, result = resume(store, "train", tmp_path, tracker.run_id, evaluator=evaluator)

@@ -46,7 +46,7 @@ from rlnas.trial import Outcome
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3  # 3: light image augmentation is whole-pixel shifts and flips
 """Bump when the builder or training changes what a given architecture's reward means."""
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 CALIBRATION_EXAMPLES = 256

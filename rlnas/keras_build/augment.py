@@ -4,10 +4,12 @@ The ``train/augment`` decision (``none``, ``light``, ``strong``) picks a family 
 The layers are part of the model, so they run on every training batch and are identities at
 inference (``training=False``): validation, test and saved models see the data as it is.
 
-* **Images:** random translation and rotation; ``strong`` adds zoom and contrast. Horizontal
-  flips only where the task says they keep the label (``TaskSpec.flip``: photos and clothes,
-  not digits, whose mirror images are other glyphs or none). Gaps are filled with the nearest
-  pixel, which is the background for digit-like images.
+* **Images:** ``light`` is the classic CIFAR recipe: random shifts by whole pixels (up to 8%
+  of the side; nearest-neighbour, so pixels are moved, not resampled) and horizontal flips;
+  ``strong`` shifts by up to 15% with bilinear resampling and adds rotation, zoom and
+  contrast. Flips only where the task says they keep the label (``TaskSpec.flip``: photos and
+  clothes, not digits, whose mirror images are other glyphs or none). Gaps are filled with
+  the nearest pixel, which is the background for digit-like images.
 * **Sequences** ``(L, C)``: a random shift along the sequence (``RandomTranslation`` on an
   ``(L, 1, C)`` view, nearest-neighbour so that values are moved, not blurred) and Gaussian
   noise relative to the features' spread (``TaskSpec.feature_std``).
@@ -24,7 +26,7 @@ import keras
 from rlnas.tasks import TaskSpec
 
 # level -> (translation, rotation, zoom, contrast) for images, as fractions
-IMAGE = {"light": (0.08, 0.03, 0.0, 0.0), "strong": (0.15, 0.06, 0.1, 0.2)}
+IMAGE = {"light": (0.08, 0.0, 0.0, 0.0), "strong": (0.15, 0.06, 0.1, 0.2)}
 # level -> (shift as a fraction of the length, noise in units of feature_std)
 SEQUENCE = {"light": (0.05, 0.05), "strong": (0.1, 0.1)}
 # level -> (noise in units of feature_std, input dropout)
@@ -48,8 +50,13 @@ def _image(x, level: str, spec: TaskSpec):
     shift, rotation, zoom, contrast = IMAGE[level]
     if spec.flip:
         x = keras.layers.RandomFlip("horizontal", name="augment_flip")(x)
-    x = keras.layers.RandomTranslation(shift, shift, fill_mode="nearest", name="augment_shift")(x)
-    x = keras.layers.RandomRotation(rotation, fill_mode="nearest", name="augment_rotate")(x)
+    # whole-pixel shifts for ``light`` (nothing to resample); bilinear once it rotates
+    resample = "bilinear" if rotation else "nearest"
+    x = keras.layers.RandomTranslation(
+        shift, shift, fill_mode="nearest", interpolation=resample, name="augment_shift"
+    )(x)
+    if rotation:
+        x = keras.layers.RandomRotation(rotation, fill_mode="nearest", name="augment_rotate")(x)
     if zoom:
         x = keras.layers.RandomZoom(zoom, fill_mode="nearest", name="augment_zoom")(x)
     if contrast:

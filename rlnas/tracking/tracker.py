@@ -248,6 +248,12 @@ class MLflowTracker:
             self._open = False
             raise TrackingError(self._gone(search))
 
+    def search_crashed(self, search: Search, error: BaseException) -> None:
+        """The search raised (not a stop it handles): finish the writes in hand, so that
+        nothing is written behind the caller's back (a resume in this process would record
+        those children twice), and end the parent run FAILED (KILLED on Ctrl-C)."""
+        self.abort("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
     # -- the outbox ------------------------------------------------------------------------
     def _drain(self, search: Search, until: float | None = None) -> None:
         """Record the waiting events now, in this thread; a store silent for longer than
