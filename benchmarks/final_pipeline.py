@@ -81,11 +81,9 @@ def main() -> None:
     argv += ["--ensemble"] if args.ensemble else []
     figures["final_seconds"] = step("final", argv + args.final_args, out)
     f = json.loads((out / "final.json").read_text())
-    figures["final_models"] = [
-        {k: m.get(k) for k in ("rank", "child", "search_reward", "test_accuracy", "params")}
-        for m in f["models"]
-    ]
-    figures["final_epochs"], figures["final_fit"] = f["epochs"], f["fit"]
+    keys = ("rank", "child", "search_reward", "epochs", "test_accuracy", "params")
+    figures["final_models"] = [{k: m.get(k) for k in keys} for m in f["models"]]
+    figures["final_epochs_at_most"], figures["final_fit"] = f["epochs"], f["fit"]
     if f.get("ensemble"):
         e = f["ensemble"]
         figures["ensemble"] = {

@@ -341,6 +341,7 @@ def test_final_says_when_its_budget_cut_the_epochs(done, capsys):
     lines = (out.out + out.err).splitlines()
     assert any("1 of 3 epochs fit final.budget_seconds=1e-06" in line for line in lines)
     assert any("epoch 1/1 loss" in line for line in lines)
+    assert any("up to 3 epochs on" in line for line in lines)  # the table: 1 ran
     (model,) = json.loads((root / "b.json").read_text())["models"]
     metrics = mlflow.MlflowClient(uri).get_run(model["run_id"]).data.metrics
     assert metrics["final/epochs"] == 1 and model["epochs"] == 1

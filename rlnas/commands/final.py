@@ -85,10 +85,10 @@ def _report(summary: dict) -> None:
 
     print(
         f"Final models of search {summary['search_run_id']} ({summary['task']}, "
-        f"{summary['space']}): {summary['epochs']} epochs on {summary['fit']}."
+        f"{summary['space']}): up to {summary['epochs']} epochs on {summary['fit']}."
     )
     print(
-        f"{'rank':>4} {'child':>5} {'search':>8} {'test acc':>8} {'macro F1':>8} "
+        f"{'rank':>4} {'child':>5} {'search':>8} {'epochs':>6} {'test acc':>8} {'macro F1':>8} "
         f"{'params':>9}  run / registered model"
     )
     for m in summary["models"]:
@@ -96,7 +96,7 @@ def _report(summary: dict) -> None:
             print(f"{m['rank']:>4} {m['child']:>5}  FAILED: {m.get('message', '')}")
             continue
         print(
-            f"{m['rank']:>4} {m['child']:>5} {m['search_reward']:>8.4f} "
+            f"{m['rank']:>4} {m['child']:>5} {m['search_reward']:>8.4f} {m['epochs']:>6} "
             f"{m['test_accuracy']:>8.4f} {m['test_macro_f1']:>8.4f} {m['params']:>9}  "
             f"{m['run_id']} {m['registered'] or ''}"
         )
