@@ -214,13 +214,14 @@ def _final_model(
         f"{f.epochs} epochs{budget} on {plan.data.fit_description}; MLflow run {run_id}"
     )
     start_t = time.time()
-    cut = [f.epochs]  # the epochs planned, as last announced
+    announced = f.epochs  # the epochs planned, as last said
 
     def on_epoch(epoch: int, logs: dict[str, float], planned: int) -> None:
+        nonlocal announced
         metrics = {f"final/{k}": v for k, v in logs.items() if k in ("loss", "accuracy")}
         log_batch(client, run_id, metrics=metrics, step=epoch)
-        if planned < cut[0]:
-            cut[0] = planned
+        if planned < announced:
+            announced = planned
             progress(
                 f"  final model {rank}: {planned} of {f.epochs} epochs fit "
                 f"final.budget_seconds={f.budget_seconds:g} ({time.time() - start_t:.0f} s "

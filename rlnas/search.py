@@ -410,10 +410,9 @@ class Search:
             method = getattr(obs, event, None)
             if method is None:
                 continue
-            if not crashed:
-                method(self, *args)
-                continue
-            try:  # after a crash, the crash is the error that counts
+            try:
                 method(self, *args)
             except Exception as exc:
-                log.error("%s.%s: %s", type(obs).__name__, event, exc)
+                if not crashed:
+                    raise
+                log.error("%s.%s: %s", type(obs).__name__, event, exc)  # the crash counts
