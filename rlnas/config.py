@@ -253,9 +253,11 @@ class FinalConfig:
     """Learning rate over the final epochs: ``cosine`` decays the child's learning rate to 0
     (Loshchilov & Hutter 2017), ``constant`` keeps it."""
     budget_seconds: float | None = None
-    """Wall-clock seconds for each final model's training: after every epoch the epochs left
-    are cut to what fits at the mean epoch time so far (never more than ``epochs``) and the
-    cosine schedule follows the new count; ``None``: always ``epochs``."""
+    """Wall-clock seconds for each final model's training: after every epoch the epochs are
+    planned again, to what fits at the mean epoch time so far (down when the machine slows,
+    up again when it recovers, never more than ``epochs``), and the cosine schedule decays
+    over the budget (the larger of the fractions of epochs and of seconds used); ``None``:
+    always ``epochs``."""
     train_subset: int | None = None
     """Train final models on this many examples (stratified); ``None``: all of them (the
     search's ``task.train_subset`` does not apply to final training)."""

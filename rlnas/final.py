@@ -79,42 +79,60 @@ def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
 
 
 # -- training -----------------------------------------------------------------------------
-def cosine(base: float, epochs: int | Callable[[], int]) -> Callable[[int], float]:
-    """Learning rate of epoch ``e``: ``base`` decayed to 0 by a half cosine over ``epochs``
-    (a number, or a function that says it, for a count that is settled during training)."""
-    total = epochs if callable(epochs) else (lambda: epochs)
-    return lambda e: base * 0.5 * (1 + math.cos(math.pi * e / total()))
+def cosine(base: float, progress: Callable[[int], float]) -> Callable[[int], float]:
+    """Learning rate of epoch ``e``: ``base`` decayed towards 0 by a half cosine over the
+    training's ``progress(e)`` (0 at the start, 1 at the end)."""
+    return lambda e: base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress(e))))
 
 
 class _EpochBudget:
-    """Cuts a training's epochs to a wall-clock budget: after every epoch, the epochs left
-    are re-planned from the mean epoch time so far (the first, with its tracing, included),
-    so a machine that slows down mid-training still ends within the budget."""
+    """Fits a training into a wall-clock budget (Li et al., ICLR 2020, "Budgeted training":
+    decay the learning rate over the budget, not over a fixed epoch count).
+
+    After every epoch the epochs that still fit are planned again from the mean epoch time so
+    far (the first, with its tracing, included): down when the machine slows, up again
+    (never past ``epochs``) when it recovers, so neither an overrun nor an unused budget
+    follows from one slow stretch. The schedule's progress at the start of an epoch is the
+    larger of the fraction of ``epochs`` done and the fraction of the budget used, so the
+    learning rate only falls, whatever the plan becomes, and is near 0 in the last epoch."""
 
     def __init__(self, epochs: int, seconds: float | None) -> None:
+        self.limit = epochs
         self.epochs = epochs
+        """The epochs planned (after every epoch, what fits the budget)."""
         self.seconds = seconds
         self._start = 0.0
+        self._used: list[float] = []  # seconds since the start, at the end of each epoch
+
+    def progress(self, epoch: int) -> float:
+        """Fraction of the training done when ``epoch`` (0-based) starts."""
+        done = epoch / self.limit
+        if self.seconds is None or epoch == 0 or epoch > len(self._used):
+            return done
+        return max(done, self._used[epoch - 1] / self.seconds)
 
     def callback(self):
         import keras
 
         budget = self
 
-        class _Cut(keras.callbacks.Callback):
+        class _Plan(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 budget._start = time.perf_counter()
+                budget._used.clear()
 
             def on_epoch_end(self, epoch, logs=None):
+                used = time.perf_counter() - budget._start
+                budget._used.append(used)
                 if budget.seconds is not None:
-                    mean = max(time.perf_counter() - budget._start, 1e-9) / (epoch + 1)
-                    budget.epochs = max(
-                        epoch + 1, min(budget.epochs, int(budget.seconds // mean))
-                    )  # a cut reaches the caller through on_epoch's ``planned``
+                    mean = max(used, 1e-9) / (epoch + 1)
+                    fit = epoch + 1 + int(max(0.0, budget.seconds - used) // mean)
+                    # a new plan reaches the caller through on_epoch's ``planned``
+                    budget.epochs = max(epoch + 1, min(budget.limit, fit))
                 if epoch + 1 >= budget.epochs:
                     self.model.stop_training = True
 
-        return _Cut()
+        return _Plan()
 
 
 def train_final(
@@ -128,10 +146,11 @@ def train_final(
     budget_seconds: float | None = None,
 ):
     """Build ``blueprint`` afresh and train it on the fit split; returns the model and its
-    per-epoch history. With ``budget_seconds``, the epochs are cut, after each one, to what
-    fits the budget at the mean epoch time so far (the history says how many ran).
+    per-epoch history. With ``budget_seconds``, the epochs are planned again after each one:
+    what fits the budget at the mean epoch time so far, at most ``epochs`` (the history says
+    how many ran), and the cosine schedule runs over the budget (see :class:`_EpochBudget`).
     ``on_epoch(epoch, logs, planned)`` hears of every finished epoch, ``planned`` being the
-    epochs that will run (after any cut). A NaN or infinite loss raises
+    epochs that will run as now planned. A NaN or infinite loss raises
     :class:`ChildFailure` (``nan_loss``)."""
     import keras
 
@@ -144,7 +163,7 @@ def train_final(
     budget = _EpochBudget(epochs, budget_seconds)
     callbacks: list = [keras.callbacks.TerminateOnNaN(), budget.callback()]
     if schedule == "cosine":
-        rate = cosine(training.learning_rate, lambda: budget.epochs)
+        rate = cosine(training.learning_rate, budget.progress)
         callbacks.append(keras.callbacks.LearningRateScheduler(rate))
     if on_epoch is not None:
         callbacks.append(

@@ -220,12 +220,12 @@ def _final_model(
         nonlocal announced
         metrics = {f"final/{k}": v for k, v in logs.items() if k in ("loss", "accuracy")}
         log_batch(client, run_id, metrics=metrics, step=epoch)
-        if planned < announced:
+        if planned != announced:  # the budget's plan moved (down, or up again)
             announced = planned
             progress(
                 f"  final model {rank}: {planned} of {f.epochs} epochs fit "
                 f"final.budget_seconds={f.budget_seconds:g} ({time.time() - start_t:.0f} s "
-                f"for {epoch + 1}); the learning-rate schedule follows"
+                f"for {epoch + 1}); the learning rate decays over the budget"
             )
         progress(
             f"  final model {rank}: epoch {epoch + 1}/{planned} loss {logs.get('loss', 0):.4f} "

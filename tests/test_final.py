@@ -347,9 +347,10 @@ def test_final_says_when_its_budget_cut_the_epochs(done, capsys):
     assert metrics["final/epochs"] == 1 and model["epochs"] == 1
 
 
-def test_a_machine_that_slows_down_mid_training_still_ends_within_the_budget(monkeypatch):
-    """The epochs are re-planned after every epoch from the mean epoch time so far (a fake
-    clock: epochs take 0, 10 and 50 s, then nothing)."""
+def _fake_clock_training(monkeypatch, durations: dict[int, float], budget: float):
+    """Train a tiny digits model for at most 10 epochs under ``budget`` seconds of a fake
+    clock on which epoch ``e + 1`` takes ``durations.get(e, 0)`` seconds (epoch 0 takes 0);
+    returns the plans heard after each epoch, the learning rates and the seconds used."""
     import types
 
     import rlnas.final as final
@@ -364,15 +365,41 @@ def test_a_machine_that_slows_down_mid_training_still_ends_within_the_budget(mon
         (LayerSpec("conv", 4, 3, 1, "relu"),), TrainingSpec(0.01, 256, "adam", 0.0, 0.0, "none")
     )
     planned: list[int] = []
+    rates: list[float] = []
+    used: list[float] = []
 
     def record(epoch, logs, epochs):
         planned.append(epochs)
-        clock[0] += {0: 10.0, 1: 50.0}.get(epoch, 0.0)  # the time the next epoch "takes"
+        rates.append(logs["learning_rate"])
+        used.append(clock[0])
+        clock[0] += durations.get(epoch, 0.0)  # the time the next epoch "takes"
 
     _, curves = final.train_final(blueprint, data, epochs=10, schedule="cosine", seed=0,
-                                  on_epoch=record, budget_seconds=100)  # fmt: skip
-    # epoch 2 ends at 60 s: 20 s an epoch, 5 fit; the mean falls later but the plan stays
-    assert planned == [10, 10, 5, 5, 5] and len(curves["loss"]) == 5
+                                  on_epoch=record, budget_seconds=budget)  # fmt: skip
+    assert len(curves["loss"]) == len(planned)
+    return planned, rates, used
+
+
+def test_a_machine_that_slows_down_for_a_while_gets_its_epochs_back(monkeypatch):
+    """Epochs of 0, 10 and 50 s, then of nothing: the plan falls to 5 when the mean epoch
+    reaches 20 s, rises again as the mean falls, and all 10 epochs run within the budget;
+    the learning rate only falls (its progress counts the budget's seconds used)."""
+    planned, rates, used = _fake_clock_training(monkeypatch, {0: 10.0, 1: 50.0}, budget=100)
+    # after epoch 3: 60 s used, 20 s an epoch, 2 more fit; then 15 s (2 more), 12 s (3)...
+    assert planned == [10, 10, 5, 6, 8, 10, 10, 10, 10, 10]
+    assert used[-1] <= 100
+    assert all(a >= b for a, b in zip(rates, rates[1:])) and rates[0] == pytest.approx(0.01)
+    # epoch 1 starts at 10% of the epochs and 0 s; epoch 2 at 10 s of 100: progress 0.2
+    assert rates[2] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 0.2)))
+    # from epoch 3 on, 60% of the budget is spent, more than the epochs' fraction
+    assert rates[3] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 0.6)))
+
+
+def test_a_machine_that_stays_slow_ends_within_the_budget(monkeypatch):
+    planned, rates, used = _fake_clock_training(monkeypatch, {e: 30.0 for e in range(10)}, 100)
+    # 30 s used after epoch 1 (15 s each: 6 fit), 60 after 2 (5), 90 after 3 (4): stop
+    assert planned == [10, 6, 5, 4] and used[-1] == 90
+    assert all(a > b for a, b in zip(rates, rates[1:]))
 
 
 def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows():
