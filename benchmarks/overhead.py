@@ -12,14 +12,15 @@ Rounds of two timed passes over the same children, each pass in a fresh Python p
 Every round's search has the same seed, so it trains the same children (checked). The order
 of the two passes alternates from round to round, and the figure is the median of the
 rounds' ratios (the bar: at most 1.10). The processes' CPU time (all threads: TensorFlow's,
-the MLflow writer's) is compared too: on a shared machine, time stolen by neighbours varies
-the wall time by 20-30% from one pass to the next but not the CPU time. One-off costs of a
-process (TensorFlow's first graph, the controller's first update) are paid first, untimed,
-by a search of two children or a bare fit of two. Separate processes, because Keras models
+the MLflow writer's) is compared too. On a shared 2-core virtual machine single rounds vary
+by 20-30% either way (the same fit runs up to 1.6x slower at times, in CPU time as well: the
+virtual cores share physical ones), so take 8 rounds or more and quote the median. One-off
+costs of a process (TensorFlow's first graph, the controller's first update) are paid first,
+untimed, by a search of two children or a bare fit of two. Separate processes, because Keras models
 trained in a loop without rlnas's clean-up leave graphs behind that slow down whatever runs
 later in the process.
 
-    .venv/bin/python benchmarks/overhead.py --config configs/demo.yaml --children 12 --rounds 4
+    .venv/bin/python benchmarks/overhead.py --config configs/demo.yaml --children 12 --rounds 8
     .venv/bin/python benchmarks/overhead.py --config configs/mnist1d.yaml --children 8
 
 Children train one at a time in the search's process (``executor.kind=inline`` whatever the
@@ -118,7 +119,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "demo.yaml"))
     parser.add_argument("--children", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--one", choices=("rlnas", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as rlnas search --set")  # fmt: skip
