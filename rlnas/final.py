@@ -102,14 +102,15 @@ class _EpochBudget:
         """The epochs planned (after every epoch, what fits the budget)."""
         self.seconds = seconds
         self._start = 0.0
-        self._used: list[float] = []  # seconds since the start, at the end of each epoch
+        self._used = 0.0  # seconds since the start, at the end of the last epoch
 
     def progress(self, epoch: int) -> float:
-        """Fraction of the training done when ``epoch`` (0-based) starts."""
+        """Fraction of the training done when ``epoch`` (0-based) starts (the schedule asks
+        as it starts, right after the previous epoch ended)."""
         done = epoch / self.limit
-        if self.seconds is None or epoch == 0 or epoch > len(self._used):
+        if self.seconds is None or epoch == 0:
             return done
-        return max(done, self._used[epoch - 1] / self.seconds)
+        return max(done, self._used / self.seconds)
 
     def callback(self):
         import keras
@@ -119,11 +120,10 @@ class _EpochBudget:
         class _Plan(keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 budget._start = time.perf_counter()
-                budget._used.clear()
+                budget._used = 0.0
 
             def on_epoch_end(self, epoch, logs=None):
-                used = time.perf_counter() - budget._start
-                budget._used.append(used)
+                used = budget._used = time.perf_counter() - budget._start
                 if budget.seconds is not None:
                     mean = max(used, 1e-9) / (epoch + 1)
                     fit = epoch + 1 + int(max(0.0, budget.seconds - used) // mean)
