@@ -264,6 +264,11 @@ class FinalConfig:
     augment: str | None = None
     """Data augmentation of final training (none, light, strong); ``None``: each child's own
     ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
+    test_time_flip: bool = False
+    """Make each final model average its class probabilities over the image and its
+    horizontal mirror (test-time augmentation; the saved, exported and registered model does
+    it, with built-in layers). Only for image tasks whose mirror images keep the label (the
+    task's ``flip``: clothes, photos; not digits) and best with augmentation that flips."""
     ensemble: bool = False
     """Also evaluate one Keras model averaging the top-k final models."""
     weighted: bool = False

@@ -12,6 +12,10 @@ over the simplex by exponentiated gradient descent, a convex problem::
 
     weights = fit_weights([m.predict(x_val) for m in members], y_val)
     ensemble = build_ensemble(members, weights)
+
+:func:`flip_average` is the same fusion over two views of one model (test-time
+augmentation): the image and its horizontal mirror, mirrored by a fixed permutation matrix
+(a frozen ``Dense`` layer on the width axis), so it too is built-in layers only.
 """
 
 from __future__ import annotations
@@ -74,4 +78,23 @@ def build_ensemble(
         out = member(inputs)
         scaled.append(keras.layers.Rescaling(float(wk), name=f"weight_{k}")(out))
     out = scaled[0] if len(scaled) == 1 else keras.layers.Add(name="average")(scaled)
+    return keras.Model(inputs, out, name=name)
+
+
+def flip_average(model, name: str = "flip_average"):
+    """One Keras model returning the mean of ``model``'s outputs on an image ``(H, W, C)``
+    and on its horizontal mirror."""
+    import keras
+
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise ValueError(f"flip_average: expected images (H, W, C), got inputs of shape {shape}")
+    width = int(shape[1])
+    inputs = keras.Input(shape=shape, name="input")
+    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    x = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
+    x = keras.layers.Permute((1, 3, 2), name="width_back")(mirror(x))
+    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])  # column j takes W-1-j
+    member = keras.Model(model.inputs[0], model.outputs[0], name="model")
+    out = keras.layers.Average(name="mean_of_views")([member(inputs), member(x)])
     return keras.Model(inputs, out, name=name)

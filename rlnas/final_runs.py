@@ -113,6 +113,14 @@ def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Pl
         log.warning("search %s has %d completed architectures; retraining all", run_id, len(top))
     task = load_task(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
+    spec = task.spec
+    if cfg.final.test_time_flip and not (spec.input_kind == "image" and spec.flip):
+        what = "images whose mirror images may be other classes"
+        raise ConfigError(
+            f"`final.test_time_flip`: expected false for task {cfg.task.name!r} "
+            f"({what if spec.input_kind == 'image' else spec.input_kind + ' inputs'}); true "
+            "needs images whose horizontal mirror keeps the label (clothes, photos)."
+        )
     members = []
     for child in top:
         decisions = decode_decisions(space, child)
@@ -181,6 +189,7 @@ def _final_model(
     """Train, test, log and register final model ``rank``; returns its summary record."""
     import numpy as np
 
+    from rlnas.ensemble import flip_average
     from rlnas.final import predict, score, train_final
     from rlnas.tracking.models import FINAL, log_batch, log_keras_model_and_finish
     from rlnas.tracking.models import start_final_run as start
@@ -244,10 +253,17 @@ def _final_model(
         )
         seconds = time.time() - start_t
         folder.mkdir(parents=True)
+        params_count = float(model.count_params())
+        single = None
+        if f.test_time_flip:  # the model shipped averages the image and its mirror
+            single = predict(model, plan.data.x_test)  # reported beside it, never chosen on
+            model = flip_average(model, name=f"{model.name}_flip_average")
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         metrics = {**report.metrics(), "final/train_seconds": seconds}
+        if single is not None:
+            metrics["test/accuracy_one_view"] = float(np.mean(single.argmax(1) == plan.data.y_test))
         metrics["final/epochs"] = float(len(curves.get("loss", [])))
-        metrics["final/params"] = float(model.count_params())
+        metrics["final/params"] = params_count
         metrics["search/reward"] = child.reward
         if plan.data.x_holdout is not None:
             probs = predict(model, plan.data.x_holdout)

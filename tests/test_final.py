@@ -242,6 +242,8 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         ("--set", "final.bogus=1"): "unknown config key `final.bogus`.",
         ("--top-k", "1", "--ensemble"): "`final.top_k`: expected at least 2 for an ensemble",
         ("--set", "final.budget_seconds=0"): "`final.budget_seconds`: expected a positive",
+        ("--set", "final.test_time_flip=true"): "`final.test_time_flip`: expected false for "
+        "task 'digits' (images whose mirror images may be other classes)",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -309,6 +311,68 @@ def test_build_ensemble_is_the_weighted_average_and_reloads_in_safe_mode(tmp_pat
     assert np.allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
     with pytest.raises(ValueError, match="non-negative weights"):
         build_ensemble(models, [1.0])
+
+
+def test_flip_average_is_the_mean_over_the_image_and_its_mirror_and_reloads_in_safe_mode(
+    tmp_path,
+):
+    from rlnas.ensemble import flip_average
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 7, 2))  # not square: the mirror must reverse the width only
+    x = keras.layers.Conv2D(3, 3, padding="same")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    images = np.random.default_rng(0).random((6, 5, 7, 2), dtype=np.float32)
+    one = model.predict(images, verbose=0)
+    mirrored = model.predict(images[:, :, ::-1, :].copy(), verbose=0)
+    assert not np.allclose(one, mirrored, atol=1e-3)  # the model itself is not symmetric
+    averaged = flip_average(model)
+    assert np.allclose(averaged.predict(images, verbose=0), (one + mirrored) / 2, atol=1e-6)
+    averaged.save(tmp_path / "f.keras")
+    loaded = keras.saving.load_model(tmp_path / "f.keras", safe_mode=True)
+    assert np.allclose(loaded.predict(images, verbose=0), (one + mirrored) / 2, atol=1e-6)
+    vector = keras.Input((6,))
+    flat = keras.Model(vector, keras.layers.Dense(2)(vector))
+    with pytest.raises(ValueError, match=r"expected images \(H, W, C\), got inputs of shape"):
+        flip_average(flat)
+
+
+def test_final_with_test_time_flip_ships_the_averaging_model(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("stripes", "spots"):  # a task whose mirror images keep the label
+        (tmp_path / "images" / c).mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 256, (10, 12, 3)) // (2 if c == "spots" else 1)
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "images" / c / f"{i}.png")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    task = f"{{{{name: image_folder, path: '{tmp_path / 'images'}', image_size: [10, 12]}}}}"
+    config = CONFIG.replace("{{name: digits}}", task).replace("children: 3", "children: 2")
+    (tmp_path / "img.yaml").write_text(textwrap.dedent(config.format(uri=uri)))
+    search = ["search", "-c", str(tmp_path / "img.yaml"), "--summary", str(tmp_path / "s.json")]
+    assert cli.main([*search, "--no-progress"]) == 0
+    run_id = json.loads((tmp_path / "s.json").read_text())["run_id"]
+    flags = ["--top-k", "1", "--summary", str(tmp_path / "f.json"), "--test-time-flip"]
+    flags += ["--set", "final.register=false"]
+    assert cli.main(["final", run_id, "--uri", uri, *flags]) == 0
+    record = json.loads((tmp_path / "f.json").read_text())["models"][0]
+    run = mlflow.MlflowClient(uri).get_run(record["run_id"])
+    assert run.data.params["final.test_time_flip"] == "true"
+    assert 0.0 <= run.data.metrics["test/accuracy_one_view"] <= 1.0
+    assert run.data.metrics["test/accuracy"] == pytest.approx(record["test_accuracy"])
+    path = mlflow.artifacts.download_artifacts(
+        run_id=record["run_id"],
+        artifact_path="model.keras",
+        dst_path=str(tmp_path / "dl"),
+        tracking_uri=uri,
+    )
+    shipped = keras.saving.load_model(path, safe_mode=True)
+    inner = shipped.get_layer("model")
+    x = rng.random((5, 10, 12, 3), dtype=np.float32)
+    expected = (inner.predict(x, verbose=0) + inner.predict(x[:, :, ::-1].copy(), verbose=0)) / 2
+    assert np.allclose(shipped.predict(x, verbose=0), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,11 @@ def register(subparsers) -> None:
         help="weight the ensemble on validation (implies --ensemble)",
     )
     p.add_argument(
+        "--test-time-flip",
+        action="store_true",
+        help="ship models that average the image and its mirror (final.test_time_flip)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -58,6 +63,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         out.append("final.ensemble=true")
     if args.weighted:
         out.append("final.weighted=true")
+    if args.test_time_flip:
+        out.append("final.test_time_flip=true")
     return out + list(args.set)
 
 
