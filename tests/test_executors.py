@@ -319,13 +319,15 @@ def test_no_orphans_when_the_driver_exits_is_interrupted_or_killed(tmp_path, mod
 
 # -- the search loop on a process pool -----------------------------------------------------
 class OpenGateWhenFinished:
-    """Opens child 0's gate when child 1 has been told, so child 0 must arrive later."""
+    """Opens child 0's gate when children 1 and 2 have been told (both ran on the other
+    worker while child 0 waited), so child 0 must arrive after them. Opening it after child
+    1 alone raced: child 0 could finish before child 2 was even dispatched."""
 
     def __init__(self, gate: Path) -> None:
         self.gate = gate
 
     def trial_finished(self, search, trial) -> None:
-        if trial.number == 1:
+        if trial.number == 2:
             self.gate.touch()
 
 
