@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.config import FinalConfig
-from rlnas.errors import ChildFailure
+from rlnas.errors import ChildFailure, ConfigError
 from rlnas.tasks import TaskData, TaskSpec, stratified_take
 
 
@@ -48,6 +48,22 @@ class FinalData:
     spec: TaskSpec
     fit_description: str
     """Which splits the final models train on, for the record."""
+
+
+def check_test_time_flip(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
+    """Refuse ``final.test_time_flip`` for inputs whose mirror may change the label: said
+    when the search starts (not hours later, when ``rlnas final`` runs) and again by
+    ``rlnas final``, whose ``--set`` may turn it on."""
+    if not cfg.test_time_flip or (spec.input_kind == "image" and spec.flip):
+        return
+    if spec.input_kind == "image":
+        kind = "images whose mirror images may be other classes"
+    else:
+        kind = f"{spec.input_kind} inputs"
+    raise ConfigError(
+        f"`final.test_time_flip`: expected false for task {task!r} ({kind}); true needs "
+        "images whose horizontal mirror keeps the label (clothes, photos)."
+    )
 
 
 def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:

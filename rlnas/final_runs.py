@@ -96,7 +96,7 @@ def make_space(cfg: Config, spec: TaskSpec) -> Space:
 def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Plan:
     """Check the store, the run, the config, the data and every architecture."""
     from rlnas.errors import ConfigError
-    from rlnas.final import final_data
+    from rlnas.final import check_test_time_flip, final_data
     from rlnas.tasks import load_task
     from rlnas.tracking.models import decode_decisions, read_search
 
@@ -113,14 +113,7 @@ def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Pl
         log.warning("search %s has %d completed architectures; retraining all", run_id, len(top))
     task = load_task(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
-    spec = task.spec
-    if cfg.final.test_time_flip and not (spec.input_kind == "image" and spec.flip):
-        what = "images whose mirror images may be other classes"
-        raise ConfigError(
-            f"`final.test_time_flip`: expected false for task {cfg.task.name!r} "
-            f"({what if spec.input_kind == 'image' else spec.input_kind + ' inputs'}); true "
-            "needs images whose horizontal mirror keeps the label (clothes, photos)."
-        )
+    check_test_time_flip(cfg.final, cfg.task.name, task.spec)
     members = []
     for child in top:
         decisions = decode_decisions(space, child)

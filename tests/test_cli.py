@@ -130,6 +130,19 @@ def test_each_kind_of_bad_data(tmp_path, store, monkeypatch, capsys, case, fragm
     assert run_count(store) == before
 
 
+def test_test_time_flip_on_digits_is_refused_before_the_search(
+    tmp_path, store, monkeypatch, capsys
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    before = run_count(store)
+    path = config(tmp_path, "task: {name: digits}\nfinal: {test_time_flip: true}")
+    assert cli.main(["search", "--config", path]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "`final.test_time_flip`: expected false for task 'digits' (images whose" in err[0]
+    assert run_count(store) == before
+
+
 def test_tracking_server_down(tmp_path, store):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
