@@ -35,9 +35,6 @@ def make_space(cfg: Config) -> Space:
 
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     data = load_task_data(cfg)
-    from rlnas.final import check_test_time_flip
-
-    check_test_time_flip(cfg.final, cfg.task.name, data.spec)  # before the search, not after
     if cfg.space == "nasnet":
         from rlnas.spaces.nasnet import NasnetSpace
 
