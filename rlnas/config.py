@@ -269,6 +269,11 @@ class FinalConfig:
     horizontal mirror (test-time augmentation; the saved, exported and registered model does
     it, with built-in layers). Only for image tasks whose mirror images keep the label (the
     task's ``flip``: clothes, photos; not digits) and best with augmentation that flips."""
+    test_time_shift: int = 0
+    """Pixels: also average over the image (and, with ``test_time_flip``, its mirror) shifted
+    by this many pixels up, down, left and right, the edge repeated into the gap (5 or 10
+    views in all; 0: none). Images only; best with augmentation that shifts, such as
+    ``light``. Prediction costs as many forward passes as there are views."""
     ensemble: bool = False
     """Also evaluate one Keras model averaging the top-k final models."""
     weighted: bool = False
@@ -301,6 +306,12 @@ class FinalConfig:
             "augment",
             self.augment,
             "none, light, strong or null",
+        )
+        require(
+            0 <= self.test_time_shift <= 8,
+            "test_time_shift",
+            self.test_time_shift,
+            "an integer number of pixels in 0..8 (0: no shifted views)",
         )
         require(
             not self.ensemble or self.top_k >= 2,

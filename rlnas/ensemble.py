@@ -13,9 +13,10 @@ over the simplex by exponentiated gradient descent, a convex problem::
     weights = fit_weights([m.predict(x_val) for m in members], y_val)
     ensemble = build_ensemble(members, weights)
 
-:func:`flip_average` is the same fusion over two views of one model (test-time
-augmentation): the image and its horizontal mirror, mirrored by a fixed permutation matrix
-(a frozen ``Dense`` layer on the width axis), so it too is built-in layers only.
+:func:`view_average` is the same fusion over views of one model (test-time augmentation):
+the image, its horizontal mirror (a fixed permutation matrix: a frozen ``Dense`` layer on the
+width axis) and these shifted by a few pixels (cropping and edge repetition), so it too is
+built-in layers only.
 """
 
 from __future__ import annotations
@@ -81,20 +82,59 @@ def build_ensemble(
     return keras.Model(inputs, out, name=name)
 
 
-def flip_average(model, name: str = "flip_average"):
-    """One Keras model returning the mean of ``model``'s outputs on an image ``(H, W, C)``
-    and on its horizontal mirror."""
+def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_average"):
+    """One Keras model returning the mean of ``model``'s outputs over views of an image
+    ``(H, W, C)``: the image itself, with ``flip`` its horizontal mirror, and with ``shift``
+    each of these moved by ``shift`` pixels up, down, left and right (the rows or columns
+    that come in repeat the edge, as ``fill_mode="nearest"`` augmentation fills them): 1, 2,
+    5 or 10 views."""
     import keras
 
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
-        raise ValueError(f"flip_average: expected images (H, W, C), got inputs of shape {shape}")
-    width = int(shape[1])
+        raise ValueError(f"view_average: expected images (H, W, C), got inputs of shape {shape}")
+    height, width = int(shape[0]), int(shape[1])
+    if not 0 <= shift < min(height, width) // 2:
+        raise ValueError(
+            f"view_average: shift must be in 0..{min(height, width) // 2 - 1} pixels for "
+            f"{height}x{width} images, got {shift}"
+        )
+    if not flip and not shift:
+        raise ValueError("view_average: no view besides the image itself (flip=False, shift=0)")
     inputs = keras.Input(shape=shape, name="input")
-    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-    x = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
-    x = keras.layers.Permute((1, 3, 2), name="width_back")(mirror(x))
-    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])  # column j takes W-1-j
+    views = [inputs]
+    if flip:
+        mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+        x = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
+        views.append(keras.layers.Permute((1, 3, 2), name="width_back")(mirror(x)))
+        mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])  # column j takes W-1-j
+    if shift:
+        views += [
+            _shifted(view, axis, step, (height, width), f"view{k}_{label}")
+            for k, view in enumerate(list(views))
+            for axis, step, label in ((1, shift, "down"), (1, -shift, "up"))
+            + ((2, shift, "right"), (2, -shift, "left"))
+        ]
     member = keras.Model(model.inputs[0], model.outputs[0], name="model")
-    out = keras.layers.Average(name="mean_of_views")([member(inputs), member(x)])
+    out = keras.layers.Average(name="mean_of_views")([member(v) for v in views])
     return keras.Model(inputs, out, name=name)
+
+
+def _shifted(x, axis: int, step: int, size: tuple[int, int], name: str):
+    """``x`` moved by ``step`` pixels along ``axis`` (1: rows, 2: columns; positive: down or
+    right), its edge row or column repeated into the gap: built-in cropping, upsampling and
+    concatenation only."""
+    import keras
+
+    n, side = abs(step), size[axis - 1]
+
+    def crop(start: int, stop: int, what: str):  # keep rows (or columns) start..stop-1
+        cut = (start, side - stop)
+        cropping = (cut, (0, 0)) if axis == 1 else ((0, 0), cut)
+        return keras.layers.Cropping2D(cropping, name=f"{name}_{what}")(x)
+
+    edge = crop(0, 1, "edge") if step > 0 else crop(side - 1, side, "edge")
+    fill = keras.layers.UpSampling2D((n, 1) if axis == 1 else (1, n), name=f"{name}_fill")(edge)
+    body = crop(0, side - n, "body") if step > 0 else crop(n, side, "body")
+    parts = [fill, body] if step > 0 else [body, fill]
+    return keras.layers.Concatenate(axis=axis, name=name)(parts)

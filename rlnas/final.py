@@ -50,20 +50,34 @@ class FinalData:
     """Which splits the final models train on, for the record."""
 
 
-def check_test_time_flip(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
-    """Refuse ``final.test_time_flip`` for inputs whose mirror may change the label: said
-    when the search starts (not hours later, when ``rlnas final`` runs) and again by
-    ``rlnas final``, whose ``--set`` may turn it on."""
-    if not cfg.test_time_flip or (spec.input_kind == "image" and spec.flip):
+def check_test_time_views(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
+    """Refuse test-time views that the task's inputs do not allow: ``final.test_time_flip``
+    where a mirror image may change the label, ``final.test_time_shift`` on anything but
+    images or by half the image or more. Said when the search starts (not hours later, when
+    ``rlnas final`` runs) and again by ``rlnas final``, whose ``--set`` may turn them on."""
+    if cfg.test_time_flip and not (spec.input_kind == "image" and spec.flip):
+        if spec.input_kind == "image":
+            kind = "images whose mirror images may be other classes"
+        else:
+            kind = f"{spec.input_kind} inputs"
+        raise ConfigError(
+            f"`final.test_time_flip`: expected false for task {task!r} ({kind}); true needs "
+            "images whose horizontal mirror keeps the label (clothes, photos)."
+        )
+    if not cfg.test_time_shift:
         return
-    if spec.input_kind == "image":
-        kind = "images whose mirror images may be other classes"
-    else:
-        kind = f"{spec.input_kind} inputs"
-    raise ConfigError(
-        f"`final.test_time_flip`: expected false for task {task!r} ({kind}); true needs "
-        "images whose horizontal mirror keeps the label (clothes, photos)."
-    )
+    if spec.input_kind != "image":
+        raise ConfigError(
+            f"`final.test_time_shift`: expected 0 for task {task!r} ({spec.input_kind} "
+            f"inputs), got {cfg.test_time_shift}; shifted views need images."
+        )
+    side = min(spec.input_shape[:2])
+    if cfg.test_time_shift >= side // 2:
+        raise ConfigError(
+            f"`final.test_time_shift`: expected fewer than {side // 2} pixels for task "
+            f"{task!r} ({spec.input_shape[0]}x{spec.input_shape[1]} images), got "
+            f"{cfg.test_time_shift}."
+        )
 
 
 def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:

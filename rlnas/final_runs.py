@@ -96,7 +96,7 @@ def make_space(cfg: Config, spec: TaskSpec) -> Space:
 def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Plan:
     """Check the store, the run, the config, the data and every architecture."""
     from rlnas.errors import ConfigError
-    from rlnas.final import check_test_time_flip, final_data
+    from rlnas.final import check_test_time_views, final_data
     from rlnas.tasks import load_task
     from rlnas.tracking.models import decode_decisions, read_search
 
@@ -113,7 +113,7 @@ def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Pl
         log.warning("search %s has %d completed architectures; retraining all", run_id, len(top))
     task = load_task(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
-    check_test_time_flip(cfg.final, cfg.task.name, task.spec)
+    check_test_time_views(cfg.final, cfg.task.name, task.spec)
     members = []
     for child in top:
         decisions = decode_decisions(space, child)
@@ -182,7 +182,7 @@ def _final_model(
     """Train, test, log and register final model ``rank``; returns its summary record."""
     import numpy as np
 
-    from rlnas.ensemble import flip_average
+    from rlnas.ensemble import view_average
     from rlnas.final import predict, score, train_final
     from rlnas.tracking.models import FINAL, log_batch, log_keras_model_and_finish
     from rlnas.tracking.models import start_final_run as start
@@ -247,14 +247,18 @@ def _final_model(
         seconds = time.time() - start_t
         folder.mkdir(parents=True)
         params_count = float(model.count_params())
-        single = None
-        if f.test_time_flip:  # the model shipped averages the image and its mirror
-            single = predict(model, plan.data.x_test)  # reported beside it, never chosen on
-            model = flip_average(model, name=f"{model.name}_flip_average")
+        views = {}  # test accuracy of fewer views, reported beside the model's, never chosen on
+        if f.test_time_flip or f.test_time_shift:  # the model shipped averages views
+            views["one_view"] = predict(model, plan.data.x_test)
+            if f.test_time_flip and f.test_time_shift:
+                views["flip_only"] = predict(view_average(model), plan.data.x_test)
+            model = view_average(
+                model, flip=f.test_time_flip, shift=f.test_time_shift, name=f"{model.name}_views"
+            )
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         metrics = {**report.metrics(), "final/train_seconds": seconds}
-        if single is not None:
-            metrics["test/accuracy_one_view"] = float(np.mean(single.argmax(1) == plan.data.y_test))
+        for label, probs in views.items():
+            metrics[f"test/accuracy_{label}"] = float(np.mean(probs.argmax(1) == plan.data.y_test))
         metrics["final/epochs"] = float(len(curves.get("loss", [])))
         metrics["final/params"] = params_count
         metrics["search/reward"] = child.reward

@@ -130,16 +130,31 @@ def test_each_kind_of_bad_data(tmp_path, store, monkeypatch, capsys, case, fragm
     assert run_count(store) == before
 
 
-def test_test_time_flip_on_digits_is_refused_before_the_search(
-    tmp_path, store, monkeypatch, capsys
+@pytest.mark.parametrize(
+    "task, final, expected",
+    [
+        (
+            "digits",
+            "test_time_flip: true",
+            "`final.test_time_flip`: expected false for task 'digits' (images whose",
+        ),
+        (
+            "mnist1d",
+            "test_time_shift: 1",
+            "`final.test_time_shift`: expected 0 for task 'mnist1d' (sequence inputs), got 1;",
+        ),
+    ],
+)
+def test_test_time_views_the_task_forbids_are_refused_before_the_search(
+    tmp_path, store, monkeypatch, capsys, task, final, expected
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     before = run_count(store)
-    path = config(tmp_path, "task: {name: digits}\nfinal: {test_time_flip: true}")
+    path = config(tmp_path, f"task: {{name: {task}}}\nfinal: {{{final}}}")
     assert cli.main(["search", "--config", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert "`final.test_time_flip`: expected false for task 'digits' (images whose" in err[0]
+    assert expected in err[0]
     assert run_count(store) == before
 
 

@@ -244,6 +244,10 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         ("--set", "final.budget_seconds=0"): "`final.budget_seconds`: expected a positive",
         ("--set", "final.test_time_flip=true"): "`final.test_time_flip`: expected false for "
         "task 'digits' (images whose mirror images may be other classes)",
+        ("--test-time-shift", "4"): "`final.test_time_shift`: expected fewer than 4 pixels "
+        "for task 'digits' (8x8 images), got 4.",
+        ("--test-time-shift", "9"): "`final.test_time_shift`: expected an integer number of "
+        "pixels in 0..8",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -313,32 +317,57 @@ def test_build_ensemble_is_the_weighted_average_and_reloads_in_safe_mode(tmp_pat
         build_ensemble(models, [1.0])
 
 
-def test_flip_average_is_the_mean_over_the_image_and_its_mirror_and_reloads_in_safe_mode(
+def _shift(images, axis, step):
+    """numpy reference: ``images`` moved by ``step`` along ``axis``, edge repeated."""
+    n, side = abs(step), images.shape[axis]
+    pad = [(0, 0)] * images.ndim
+    pad[axis] = (n, 0) if step > 0 else (0, n)
+    padded = np.pad(images, pad, mode="edge")
+    return np.take(padded, range(side) if step > 0 else range(n, n + side), axis=axis)
+
+
+def test_view_average_is_the_mean_over_mirrored_and_shifted_views_and_reloads_in_safe_mode(
     tmp_path,
 ):
-    from rlnas.ensemble import flip_average
+    from rlnas.ensemble import view_average
 
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((5, 7, 2))  # not square: the mirror must reverse the width only
+    inputs = keras.Input((6, 7, 2))  # not square: the mirror must reverse the width only
     x = keras.layers.Conv2D(3, 3, padding="same")(inputs)
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
-    images = np.random.default_rng(0).random((6, 5, 7, 2), dtype=np.float32)
+    images = np.random.default_rng(0).random((6, 6, 7, 2), dtype=np.float32)
     one = model.predict(images, verbose=0)
     mirrored = model.predict(images[:, :, ::-1, :].copy(), verbose=0)
     assert not np.allclose(one, mirrored, atol=1e-3)  # the model itself is not symmetric
-    averaged = flip_average(model)
+    averaged = view_average(model)
     assert np.allclose(averaged.predict(images, verbose=0), (one + mirrored) / 2, atol=1e-6)
     averaged.save(tmp_path / "f.keras")
     loaded = keras.saving.load_model(tmp_path / "f.keras", safe_mode=True)
     assert np.allclose(loaded.predict(images, verbose=0), (one + mirrored) / 2, atol=1e-6)
+
+    for flip in (False, True):  # 5 and 10 views, shifted by 2 pixels
+        bases = [images, images[:, :, ::-1, :]] if flip else [images]
+        views = bases + [_shift(b, a, s) for b in bases for a in (1, 2) for s in (2, -2)]
+        expected = np.mean([model.predict(v.copy(), verbose=0) for v in views], axis=0)
+        shifted = view_average(model, flip=flip, shift=2)
+        assert len(views) == (10 if flip else 5)
+        assert np.allclose(shifted.predict(images, verbose=0), expected, atol=1e-6)
+        shifted.save(tmp_path / "s.keras")
+        loaded = keras.saving.load_model(tmp_path / "s.keras", safe_mode=True)
+        assert np.allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+
     vector = keras.Input((6,))
     flat = keras.Model(vector, keras.layers.Dense(2)(vector))
     with pytest.raises(ValueError, match=r"expected images \(H, W, C\), got inputs of shape"):
-        flip_average(flat)
+        view_average(flat)
+    with pytest.raises(ValueError, match=r"shift must be in 0..2 pixels for 6x7 images, got 3"):
+        view_average(model, shift=3)
+    with pytest.raises(ValueError, match="no view besides the image itself"):
+        view_average(model, flip=False)
 
 
-def test_final_with_test_time_flip_ships_the_averaging_model(tmp_path):
+def test_final_with_test_time_flip_and_shift_ships_the_averaging_model(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -355,12 +384,14 @@ def test_final_with_test_time_flip_ships_the_averaging_model(tmp_path):
     assert cli.main([*search, "--no-progress"]) == 0
     run_id = json.loads((tmp_path / "s.json").read_text())["run_id"]
     flags = ["--top-k", "1", "--summary", str(tmp_path / "f.json"), "--test-time-flip"]
-    flags += ["--set", "final.register=false"]
+    flags += ["--test-time-shift", "1", "--set", "final.register=false"]
     assert cli.main(["final", run_id, "--uri", uri, *flags]) == 0
     record = json.loads((tmp_path / "f.json").read_text())["models"][0]
     run = mlflow.MlflowClient(uri).get_run(record["run_id"])
     assert run.data.params["final.test_time_flip"] == "true"
+    assert run.data.params["final.test_time_shift"] == "1"
     assert 0.0 <= run.data.metrics["test/accuracy_one_view"] <= 1.0
+    assert 0.0 <= run.data.metrics["test/accuracy_flip_only"] <= 1.0
     assert run.data.metrics["test/accuracy"] == pytest.approx(record["test_accuracy"])
     path = mlflow.artifacts.download_artifacts(
         run_id=record["run_id"],
@@ -371,7 +402,9 @@ def test_final_with_test_time_flip_ships_the_averaging_model(tmp_path):
     shipped = keras.saving.load_model(path, safe_mode=True)
     inner = shipped.get_layer("model")
     x = rng.random((5, 10, 12, 3), dtype=np.float32)
-    expected = (inner.predict(x, verbose=0) + inner.predict(x[:, :, ::-1].copy(), verbose=0)) / 2
+    bases = [x, x[:, :, ::-1]]  # 10 views: the image, its mirror, each shifted 4 ways by 1
+    views = bases + [_shift(b, a, s) for b in bases for a in (1, 2) for s in (1, -1)]
+    expected = np.mean([inner.predict(v.copy(), verbose=0) for v in views], axis=0)
     assert np.allclose(shipped.predict(x, verbose=0), expected, atol=1e-5)
 
 

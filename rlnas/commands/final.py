@@ -42,6 +42,13 @@ def register(subparsers) -> None:
         help="ship models that average the image and its mirror (final.test_time_flip)",
     )
     p.add_argument(
+        "--test-time-shift",
+        type=int,
+        metavar="PIXELS",
+        help="also average over views shifted by PIXELS up, down, left, right "
+        "(final.test_time_shift)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -65,6 +72,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         out.append("final.weighted=true")
     if args.test_time_flip:
         out.append("final.test_time_flip=true")
+    if args.test_time_shift is not None:
+        out.append(f"final.test_time_shift={args.test_time_shift}")
     return out + list(args.set)
 
 

@@ -109,10 +109,10 @@ def prepare(
     tracker = MLflowTracker.from_config(cfg)
     tracker.connect()  # an unreachable store stops us before any work
     space = factory.make_space(cfg)  # loads and checks the data
-    if cfg.final.test_time_flip:  # refused now, not hours later by `rlnas final`
-        from rlnas.final import check_test_time_flip
+    if cfg.final.test_time_flip or cfg.final.test_time_shift:  # now, not hours later
+        from rlnas.final import check_test_time_views
 
-        check_test_time_flip(cfg.final, cfg.task.name, factory.load_task_data(cfg).spec)
+        check_test_time_views(cfg.final, cfg.task.name, factory.load_task_data(cfg).spec)
     warm = cfg.controller.from_ if resume is None else None  # a resumed one has its own state
     if warm:  # before TensorFlow starts
         uri = tracker.tracking_uri
