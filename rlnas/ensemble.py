@@ -108,12 +108,12 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
         x = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
         views.append(keras.layers.Permute((1, 3, 2), name="width_back")(mirror(x)))
         mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])  # column j takes W-1-j
+    moves = ((1, shift, "down"), (1, -shift, "up"), (2, shift, "right"), (2, -shift, "left"))
     if shift:
         views += [
             _shifted(view, axis, step, (height, width), f"view{k}_{label}")
             for k, view in enumerate(list(views))
-            for axis, step, label in ((1, shift, "down"), (1, -shift, "up"))
-            + ((2, shift, "right"), (2, -shift, "left"))
+            for axis, step, label in moves
         ]
     member = keras.Model(model.inputs[0], model.outputs[0], name="model")
     out = keras.layers.Average(name="mean_of_views")([member(v) for v in views])
