@@ -82,6 +82,12 @@ def build_ensemble(
     return keras.Model(inputs, out, name=name)
 
 
+def max_shift(height: int, width: int) -> int:
+    """The largest test-time shift of ``height`` x ``width`` images: less than half the
+    shorter side, so that every shifted view keeps more of the image than it repeats."""
+    return min(height, width) // 2 - 1
+
+
 def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_average"):
     """One Keras model returning the mean of ``model``'s outputs over views of an image
     ``(H, W, C)``: the image itself, with ``flip`` its horizontal mirror, and with ``shift``
@@ -94,9 +100,9 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
     if len(shape) != 3:
         raise ValueError(f"view_average: expected images (H, W, C), got inputs of shape {shape}")
     height, width = int(shape[0]), int(shape[1])
-    if not 0 <= shift < min(height, width) // 2:
+    if not 0 <= shift <= max_shift(height, width):
         raise ValueError(
-            f"view_average: shift must be in 0..{min(height, width) // 2 - 1} pixels for "
+            f"view_average: shift must be in 0..{max_shift(height, width)} pixels for "
             f"{height}x{width} images, got {shift}"
         )
     if not flip and not shift:

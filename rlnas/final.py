@@ -71,10 +71,12 @@ def check_test_time_views(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
             f"`final.test_time_shift`: expected 0 for task {task!r} ({spec.input_kind} "
             f"inputs), got {cfg.test_time_shift}; shifted views need images."
         )
-    side = min(spec.input_shape[:2])
-    if cfg.test_time_shift >= side // 2:
+    from rlnas.ensemble import max_shift
+
+    limit = max_shift(spec.input_shape[0], spec.input_shape[1])
+    if cfg.test_time_shift > limit:
         raise ConfigError(
-            f"`final.test_time_shift`: expected fewer than {side // 2} pixels for task "
+            f"`final.test_time_shift`: expected fewer than {limit + 1} pixels for task "
             f"{task!r} ({spec.input_shape[0]}x{spec.input_shape[1]} images), got "
             f"{cfg.test_time_shift}."
         )
