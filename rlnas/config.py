@@ -264,6 +264,10 @@ class FinalConfig:
     augment: str | None = None
     """Data augmentation of final training (none, light, strong); ``None``: each child's own
     ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
+    label_smoothing: float = 0.0
+    """Train final models against targets that give this much of the probability mass to the
+    other classes, evenly (Szegedy et al. 2016; NASNet's final training used 0.1); 0: the
+    plain labels. The saved model is compiled with the plain loss either way."""
     test_time_flip: bool = False
     """Make each final model average its class probabilities over the image and its
     horizontal mirror (test-time augmentation; the saved, exported and registered model does
@@ -306,6 +310,12 @@ class FinalConfig:
             "augment",
             self.augment,
             "none, light, strong or null",
+        )
+        require(
+            0 <= self.label_smoothing < 1,
+            "label_smoothing",
+            self.label_smoothing,
+            "a number in [0, 1) (0: the plain labels)",
         )
         require(
             0 <= self.test_time_shift <= 8,

@@ -176,6 +176,7 @@ def train_final(
     seed: int,
     on_epoch: Callable[[int, dict[str, float], int], None] | None = None,
     budget_seconds: float | None = None,
+    label_smoothing: float = 0.0,
 ):
     """Build ``blueprint`` afresh and train it on the fit split; returns the model and its
     per-epoch history. With ``budget_seconds``, the epochs are planned again after each one:
@@ -192,6 +193,15 @@ def train_final(
     training = blueprint.training
     model = build_model(blueprint, data.spec)
     compile_model(model, training)
+    targets = data.y_fit
+    if label_smoothing:
+        model.compile(
+            optimizer=model.optimizer,
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+            metrics=["accuracy"],
+            jit_compile=False,
+        )
+        targets = keras.utils.to_categorical(data.y_fit, data.spec.num_classes)
     budget = _EpochBudget(epochs, budget_seconds)
     callbacks: list = [keras.callbacks.TerminateOnNaN(), budget.callback()]
     if schedule == "cosine":
@@ -205,7 +215,7 @@ def train_final(
         )
     history = model.fit(
         data.x_fit,
-        data.y_fit,
+        targets,
         batch_size=training.batch_size,
         epochs=epochs,
         shuffle=True,
@@ -221,6 +231,8 @@ def train_final(
             f"epoch {len(losses)} of {budget.epochs} (optimizer={training.optimizer}, "
             f"learning_rate={training.learning_rate}).",
         )
+    if label_smoothing:
+        compile_model(model, training)  # the plain loss for whoever evaluates the saved model
     return model, curves
 
 

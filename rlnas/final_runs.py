@@ -243,6 +243,7 @@ def _final_model(
             seed=seed,
             on_epoch=on_epoch,
             budget_seconds=f.budget_seconds,
+            label_smoothing=f.label_smoothing,
         )
         seconds = time.time() - start_t
         folder.mkdir(parents=True)

@@ -248,6 +248,8 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         "for task 'digits' (8x8 images), got 4.",
         ("--test-time-shift", "9"): "`final.test_time_shift`: expected an integer number of "
         "pixels in 0..8",
+        ("--set", "final.label_smoothing=1"): "`final.label_smoothing`: expected a number in "
+        "[0, 1) (0: the plain labels), got 1",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -497,6 +499,34 @@ def test_a_machine_that_stays_slow_ends_within_the_budget(monkeypatch):
     # 30 s used after epoch 1 (15 s each: 6 fit), 60 after 2 (5), 90 after 3 (4): stop
     assert planned == [10, 6, 5, 4] and used[-1] == 90
     assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_label_smoothing_trains_on_smoothed_targets_and_ships_the_plain_loss():
+    """With smoothing 0.2 over 10 classes the training loss can never fall below the targets'
+    own entropy (0.867 nats); the same training on plain labels goes below it. The model
+    returned evaluates on integer labels (compiled with the plain loss again)."""
+    from rlnas.config import FinalConfig, TaskConfig
+    from rlnas.final import final_data, train_final
+    from rlnas.spaces.layers import LayersBlueprint, LayerSpec, TrainingSpec
+    from rlnas.tasks import load_task
+
+    data = final_data(load_task(TaskConfig(name="digits")), FinalConfig(), seed=0)
+    blueprint = LayersBlueprint(
+        (LayerSpec("conv", 32, 3, 1, "relu"),) * 2,
+        TrainingSpec(0.01, 32, "adam", 0.0, 0.0, "none"),
+    )
+    target = np.full(10, 0.2 / 10) + np.eye(10)[0] * 0.8
+    floor = float(-(target * np.log(target)).sum())
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        model, curves = train_final(blueprint, data, epochs=20, schedule="cosine", seed=0,
+                                    label_smoothing=smoothing)  # fmt: skip
+        losses[smoothing] = curves["loss"]
+        assert model.loss == "sparse_categorical_crossentropy"
+        loss, accuracy = model.evaluate(data.x_test, data.y_test, verbose=0)
+        assert accuracy > 0.9
+    assert min(losses[0.0]) < floor - 0.3
+    assert min(losses[0.2]) >= floor - 1e-3 and losses[0.2][-1] < losses[0.2][0]
 
 
 def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows():
