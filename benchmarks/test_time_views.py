@@ -8,6 +8,10 @@ one column per model, with the mean change against one view::
 
     python benchmarks/test_time_views.py fashion_mnist RUN_A/model.keras RUN_B/model.keras
 
+With ``--tflite`` it also exports each network with one view and with the config's 10 views
+(mirror and 1-pixel shifts) to float32 and int8 TFLite, as ``rlnas export`` does (500
+representative training images), and prints the file sizes and the int8 test accuracy.
+
 The models are evaluated, not chosen between: this reports what each view set does to
 networks that are already trained.
 """
@@ -32,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", help="task name, e.g. fashion_mnist (its test split is used)")
     parser.add_argument("models", nargs="+", help="model.keras files saved by rlnas final")
+    parser.add_argument("--tflite", action="store_true", help="also report TFLite sizes")
     args = parser.parse_args()
 
     import keras
@@ -64,6 +69,29 @@ def main() -> None:
         change = "" if row is base else f"{100 * np.mean(row - base):+.2f}"
         cells = " | ".join(f"{100 * a:.2f}%" for a in row)
         print(f"| {label} | {cells} | {change} |", flush=True)
+    if args.tflite:
+        _tflite(networks, data, view_average)
+
+
+def _tflite(networks, data, view_average) -> None:
+    from rlnas.commands.export import REPRESENTATIVE
+    from rlnas.export import tflite_accuracy, to_tflite
+
+    pick = np.random.default_rng(0).permutation(len(data.y_train))[:REPRESENTATIVE]
+    representative = data.x_train[np.sort(pick)]
+    print("| model | views | float32 bytes | int8 bytes | smaller | Keras acc | int8 acc |")
+    for k, net in enumerate(networks):
+        for label, model in (("one", net), ("10", view_average(net, flip=True, shift=1))):
+            probs = model.predict(data.x_test, batch_size=512, verbose=0)
+            keras_acc = float(np.mean(probs.argmax(1) == data.y_test))
+            full = len(to_tflite(model))
+            int8 = to_tflite(model, "int8", representative)
+            acc = tflite_accuracy(int8, data.x_test, data.y_test)
+            print(
+                f"| model {k + 1} | {label} | {full:,} | {len(int8):,} | {full / len(int8):.2f}x "
+                f"| {100 * keras_acc:.2f}% | {100 * acc:.2f}% |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

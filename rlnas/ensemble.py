@@ -14,9 +14,10 @@ over the simplex by exponentiated gradient descent, a convex problem::
     ensemble = build_ensemble(members, weights)
 
 :func:`view_average` is the same fusion over views of one model (test-time augmentation):
-the image, its horizontal mirror (a fixed permutation matrix: a frozen ``Dense`` layer on the
-width axis) and these shifted by a few pixels (cropping and edge repetition), so it too is
-built-in layers only.
+the image, its horizontal mirror and these shifted by a few pixels (cropping and edge
+repetition), stacked into one batch for the network and averaged. It uses built-in layers
+and ``keras.ops`` calls (flip, concatenate, reshape, mean), which a saved functional model
+records as its own operations, so it too loads in safe mode.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
     ``(H, W, C)``: the image itself, with ``flip`` its horizontal mirror, and with ``shift``
     each of these moved by ``shift`` pixels up, down, left and right (the rows or columns
     that come in repeat the edge, as ``fill_mode="nearest"`` augmentation fills them): 1, 2,
-    5 or 10 views."""
+    5 or 10 views. The views are stacked into one batch for ``model`` (called once), so the
+    graph, and a TFLite export of it, holds one copy of the network."""
     import keras
 
     shape = tuple(model.inputs[0].shape[1:])
@@ -110,10 +112,7 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
     inputs = keras.Input(shape=shape, name="input")
     views = [inputs]
     if flip:
-        mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-        x = keras.layers.Permute((1, 3, 2), name="width_last")(inputs)  # (H, C, W)
-        views.append(keras.layers.Permute((1, 3, 2), name="width_back")(mirror(x)))
-        mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])  # column j takes W-1-j
+        views.append(keras.ops.flip(inputs, axis=2))
     moves = ((1, shift, "down"), (1, -shift, "up"), (2, shift, "right"), (2, -shift, "left"))
     if shift:
         views += [
@@ -121,15 +120,18 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
             for k, view in enumerate(list(views))
             for axis, step, label in moves
         ]
+    # the views go through the network as one batch of V times the images, then are averaged:
+    # one copy of the network in the graph, so an exported model stays the size of one view's
     member = keras.Model(model.inputs[0], model.outputs[0], name="model")
-    out = keras.layers.Average(name="mean_of_views")([member(v) for v in views])
+    each = member(keras.ops.concatenate(views, axis=0))  # (V * B, classes)
+    out = keras.ops.mean(keras.ops.reshape(each, (len(views), -1, *each.shape[1:])), axis=0)
     return keras.Model(inputs, out, name=name)
 
 
 def _shifted(x, axis: int, step: int, size: tuple[int, int], name: str):
     """``x`` moved by ``step`` pixels along ``axis`` (1: rows, 2: columns; positive: down or
-    right), its edge row or column repeated into the gap: built-in cropping, upsampling and
-    concatenation only."""
+    right), its edge row or column repeated into the gap: built-in cropping and concatenation
+    only."""
     import keras
 
     n, side = abs(step), size[axis - 1]
@@ -140,7 +142,7 @@ def _shifted(x, axis: int, step: int, size: tuple[int, int], name: str):
         return keras.layers.Cropping2D(cropping, name=f"{name}_{what}")(x)
 
     edge = crop(0, 1, "edge") if step > 0 else crop(side - 1, side, "edge")
-    fill = keras.layers.UpSampling2D((n, 1) if axis == 1 else (1, n), name=f"{name}_fill")(edge)
+    fill = edge if n == 1 else keras.layers.Concatenate(axis=axis, name=f"{name}_fill")([edge] * n)
     body = crop(0, side - n, "body") if step > 0 else crop(n, side, "body")
     parts = [fill, body] if step > 0 else [body, fill]
     return keras.layers.Concatenate(axis=axis, name=name)(parts)
