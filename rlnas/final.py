@@ -192,15 +192,9 @@ def train_final(
     keras.utils.set_random_seed(seed)
     training = blueprint.training
     model = build_model(blueprint, data.spec)
-    compile_model(model, training)
+    compile_model(model, training, label_smoothing)
     targets = data.y_fit
     if label_smoothing:
-        model.compile(
-            optimizer=model.optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-            metrics=["accuracy"],
-            jit_compile=False,
-        )
         targets = keras.utils.to_categorical(data.y_fit, data.spec.num_classes)
     budget = _EpochBudget(epochs, budget_seconds)
     callbacks: list = [keras.callbacks.TerminateOnNaN(), budget.callback()]

@@ -70,11 +70,17 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     return keras.Model(inputs, out, name="child")
 
 
-def compile_model(model: keras.Model, training: TrainingSpec) -> keras.Model:
-    """Compile ``model`` with the optimizer, learning rate and weight decay of ``training``."""
+def compile_model(
+    model: keras.Model, training: TrainingSpec, label_smoothing: float = 0.0
+) -> keras.Model:
+    """Compile ``model`` with the optimizer, learning rate and weight decay of ``training``,
+    for integer labels; with ``label_smoothing``, for one-hot targets smoothed so much."""
+    loss = "sparse_categorical_crossentropy"
+    if label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     model.compile(
         optimizer=make_optimizer(training),
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
         jit_compile=False,  # XLA compilation costs more than it saves in a short child
     )
