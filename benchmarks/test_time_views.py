@@ -54,10 +54,7 @@ def main() -> None:
         networks.append(keras.Model(inner.inputs[0], inner.outputs[0]))
 
     def accuracy(net, flip: bool, shift: int) -> float:
-        if flip or shift:
-            net = view_average(net, flip=flip, shift=shift)
-        probs = net.predict(data.x_test, batch_size=512, verbose=0)
-        return float(np.mean(probs.argmax(1) == data.y_test))
+        return _accuracy(view_average(net, flip=flip, shift=shift) if flip or shift else net, data)
 
     print(f"test split of {args.task}: {len(data.y_test)} examples; models: {args.models}")
     columns = " | ".join(f"model {k + 1}" for k in range(len(networks)))
@@ -70,22 +67,25 @@ def main() -> None:
         cells = " | ".join(f"{100 * a:.2f}%" for a in row)
         print(f"| {label} | {cells} | {change} |", flush=True)
     if args.tflite:
-        _tflite(networks, data, view_average)
+        _tflite(networks, data)
 
 
-def _tflite(networks, data, view_average) -> None:
-    from rlnas.commands.export import REPRESENTATIVE
-    from rlnas.export import tflite_accuracy, to_tflite
+def _accuracy(model, data) -> float:
+    probs = model.predict(data.x_test, batch_size=512, verbose=0)
+    return float(np.mean(probs.argmax(1) == data.y_test))
 
-    pick = np.random.default_rng(0).permutation(len(data.y_train))[:REPRESENTATIVE]
-    representative = data.x_train[np.sort(pick)]
+
+def _tflite(networks, data) -> None:
+    from rlnas.ensemble import view_average
+    from rlnas.export import representative, tflite_accuracy, to_tflite
+
+    sample = representative(data.x_train, seed=0)
     print("| model | views | float32 bytes | int8 bytes | smaller | Keras acc | int8 acc |")
     for k, net in enumerate(networks):
         for label, model in (("one", net), ("10", view_average(net, flip=True, shift=1))):
-            probs = model.predict(data.x_test, batch_size=512, verbose=0)
-            keras_acc = float(np.mean(probs.argmax(1) == data.y_test))
+            keras_acc = _accuracy(model, data)
             full = len(to_tflite(model))
-            int8 = to_tflite(model, "int8", representative)
+            int8 = to_tflite(model, "int8", sample)
             acc = tflite_accuracy(int8, data.x_test, data.y_test)
             print(
                 f"| model {k + 1} | {label} | {full:,} | {len(int8):,} | {full / len(int8):.2f}x "

@@ -271,8 +271,9 @@ class FinalConfig:
     test_time_flip: bool = False
     """Make each final model average its class probabilities over the image and its
     horizontal mirror (test-time augmentation; the saved, exported and registered model does
-    it, with built-in layers). Only for image tasks whose mirror images keep the label (the
-    task's ``flip``: clothes, photos; not digits) and best with augmentation that flips."""
+    it, in one graph that loads in safe mode). Only for image tasks whose mirror images keep
+    the label (the task's ``flip``: clothes, photos; not digits) and best with augmentation
+    that flips."""
     test_time_shift: int = 0
     """Pixels: also average over the image (and, with ``test_time_flip``, its mirror) shifted
     by this many pixels up, down, left and right, the edge repeated into the gap (5 or 10

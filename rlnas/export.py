@@ -61,6 +61,13 @@ def to_tflite(
         return bytes(converter.convert())
 
 
+def representative(x_train: np.ndarray, seed: int, count: int = 500) -> np.ndarray:
+    """``count`` training examples drawn at random with ``seed`` (in their original order):
+    the sample that calibrates int8 activation ranges."""
+    pick = np.random.default_rng(seed).permutation(len(x_train))[:count]
+    return x_train[np.sort(pick)]
+
+
 def _batches(x: np.ndarray) -> Iterator[list[np.ndarray]]:
     for i in range(len(x)):
         yield [np.asarray(x[i : i + 1], dtype=np.float32)]

@@ -37,10 +37,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-REPRESENTATIVE = 500
-"""Training examples that calibrate int8 activation ranges."""
-
-
 def run(args: argparse.Namespace) -> int:
     from rlnas.errors import ConfigError
     from rlnas.final_runs import open_store, search_config
@@ -70,7 +66,7 @@ def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
     import keras
     import numpy as np
 
-    from rlnas.export import tflite_accuracy, to_tflite
+    from rlnas.export import representative, tflite_accuracy, to_tflite
     from rlnas.final import predict
     from rlnas.tasks import load_task
     from rlnas.tracking.models import download_model, log_batch
@@ -82,10 +78,8 @@ def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
         keras_bytes = path.stat().st_size
         model = keras.saving.load_model(path, safe_mode=True)
         keras_acc = float(np.mean(predict(model, data.x_test).argmax(1) == data.y_test))
-        rng = np.random.default_rng(cfg.seed)
-        pick = rng.permutation(len(data.y_train))[:REPRESENTATIVE]
         start = time.time()
-        blob = to_tflite(model, quantize, data.x_train[np.sort(pick)])
+        blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed))
         seconds = time.time() - start
         float_bytes = len(blob) if quantize is None else len(to_tflite(model))
         tflite_acc = tflite_accuracy(blob, data.x_test, data.y_test)
