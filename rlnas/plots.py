@@ -27,6 +27,15 @@ def reward_curve(trials: Sequence[Trial]) -> tuple[list[int], list[float], list[
     return numbers, rewards, best
 
 
+def load_backend() -> None:
+    """Import matplotlib's Agg canvas now. The tracker calls this as the search starts, so
+    that the import (native modules among it) is never under way when a Ctrl-C arrives at
+    the search's end: an interrupted native module initialisation can abort the process as
+    it exits, instead of its clean ``interrupted`` and exit status 130."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 def plot_rewards(trials: Sequence[Trial], path: str | Path, title: str = "") -> Path:
     """PNG of each child's reward and the best reward so far, over the children."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -284,3 +284,45 @@ def test_a_deleted_experiment_is_refused_before_any_work(store, experiment):
     client.delete_experiment(client.create_experiment(experiment))
     with pytest.raises(TrackingError, match=rf"experiment '{experiment}' is deleted in"):
         MLflowTracker(uri, experiment).connect()
+
+
+PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from conftest import ToyEvaluator, ToySpace
+from rlnas.executors import InlineExecutor
+from rlnas.search import Budget, Search
+from rlnas.strategies import RandomSearch
+from rlnas.tracking import MLflowTracker
+
+seen = ["matplotlib.ft2font" in sys.modules]
+
+class Probe(ToyEvaluator):
+    def evaluate(self, architecture, *, seed, number):
+        seen.append("matplotlib.ft2font" in sys.modules)
+        return super().evaluate(architecture, seed=seed, number=number)
+
+tracker = MLflowTracker(sys.argv[1], "probe")
+tracker.connect()
+Search(RandomSearch(ToySpace(), seed=0), InlineExecutor(Probe()), Budget(2), observers=[tracker]).run()
+print(json.dumps(seen))
+"""
+
+
+def test_the_plotting_library_is_loaded_before_the_first_child(tmp_path):
+    """The reward plot is drawn as the search ends, where a Ctrl-C is likely; matplotlib's
+    native modules are loaded as the search starts, so that Ctrl-C never interrupts their
+    initialisation (which aborted the process on exit instead of a clean exit 130)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, uri, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == [False, True, True]  # not loaded by the imports, loaded before child 0

@@ -156,6 +156,7 @@ class MLflowTracker:
 
     # -- observer events -------------------------------------------------------------------
     def search_started(self, search: Search) -> None:
+        plots.load_backend()  # the results' plot is drawn as the search ends
         self.connect()
         try:
             if self.resumed:
