@@ -1,7 +1,5 @@
 """``python -m rlnas`` is the ``rlnas`` command."""
 
-import sys
+from rlnas.cli import run
 
-from rlnas.cli import main
-
-sys.exit(main())
+run()

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -71,5 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``rlnas`` program: :func:`main`, then exit with its status. Once the status is
+    decided, Ctrl-C is ignored: what remains is the interpreter's teardown (about a second
+    with TensorFlow loaded), where Python's own handler is gone and a Ctrl-C would kill the
+    process by signal instead of letting it report the status of work already done."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

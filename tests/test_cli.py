@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -194,6 +195,26 @@ def test_commands_are_light_to_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_program_ignores_ctrl_c_once_its_status_is_decided(tmp_path):
+    """``python -m rlnas``: after the command returned, the interpreter's teardown (about a
+    second with TensorFlow loaded) runs with SIGINT ignored, so a late Ctrl-C cannot turn a
+    finished command into a death by signal. Read at exit by an atexit hook."""
+    code = (
+        "import atexit, signal, sys; "
+        "atexit.register(lambda: print('at exit:', signal.getsignal(signal.SIGINT))); "
+        "print('before:', signal.getsignal(signal.SIGINT)); "
+        "sys.argv = ['rlnas', 'controllers', 'list', '--root', sys.argv[1]]; "
+        "import runpy; runpy.run_module('rlnas', run_name='__main__')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "before: <built-in function default_int_handler>", out.stdout
+    assert lines[-1] == f"at exit: {signal.SIG_IGN}", out.stdout
 
 
 # -- the search command in-process, with the toy space and evaluator -------------------------
