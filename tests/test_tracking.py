@@ -304,7 +304,8 @@ class Probe(ToyEvaluator):
 
 tracker = MLflowTracker(sys.argv[1], "probe")
 tracker.connect()
-Search(RandomSearch(ToySpace(), seed=0), InlineExecutor(Probe()), Budget(2), observers=[tracker]).run()
+strategy = RandomSearch(ToySpace(), seed=0)
+Search(strategy, InlineExecutor(Probe()), Budget(2), observers=[tracker]).run()
 print(json.dumps(seen))
 """
 
