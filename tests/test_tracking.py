@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -314,9 +316,6 @@ def test_the_plotting_library_is_loaded_before_the_first_child(tmp_path):
     """The reward plot is drawn as the search ends, where a Ctrl-C is likely; matplotlib's
     native modules are loaded as the search starts, so that Ctrl-C never interrupts their
     initialisation (which aborted the process on exit instead of a clean exit 130)."""
-    import subprocess
-    import sys
-
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = subprocess.run(
         [sys.executable, "-c", PROBE, uri, str(Path(__file__).parent)],
