@@ -71,8 +71,9 @@ def main() -> None:
 
 
 def _accuracy(model, data) -> float:
-    probs = model.predict(data.x_test, batch_size=512, verbose=0)
-    return float(np.mean(probs.argmax(1) == data.y_test))
+    from rlnas.final import accuracy, predict
+
+    return accuracy(predict(model, data.x_test), data.y_test)
 
 
 def _tflite(networks, data) -> None:

@@ -235,6 +235,11 @@ def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
 
 
+def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    """The fraction of ``y`` that the most probable class of ``probs`` gets right."""
+    return float(np.mean(np.argmax(probs, axis=1) == y))
+
+
 # -- test metrics -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScoreReport:
@@ -306,7 +311,7 @@ def score(probs: np.ndarray, y: np.ndarray, class_names: list[str]) -> ScoreRepo
         for i in labels
     ]
     return ScoreReport(
-        accuracy=float(np.mean(pred == y)),
+        accuracy=accuracy(probs, y),
         macro_precision=float(np.mean(p)),
         macro_recall=float(np.mean(r)),
         macro_f1=float(np.mean(f)),

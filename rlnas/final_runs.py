@@ -183,7 +183,7 @@ def _final_model(
     import numpy as np
 
     from rlnas.ensemble import view_average
-    from rlnas.final import predict, score, train_final
+    from rlnas.final import accuracy, predict, score, train_final
     from rlnas.tracking.models import FINAL, log_batch, log_keras_model_and_finish
     from rlnas.tracking.models import start_final_run as start
 
@@ -259,14 +259,14 @@ def _final_model(
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         metrics = {**report.metrics(), "final/train_seconds": seconds}
         for label, probs in views.items():
-            metrics[f"test/accuracy_{label}"] = float(np.mean(probs.argmax(1) == plan.data.y_test))
+            metrics[f"test/accuracy_{label}"] = accuracy(probs, plan.data.y_test)
         metrics["final/epochs"] = float(len(curves.get("loss", [])))
         metrics["final/params"] = params_count
         metrics["search/reward"] = child.reward
         if plan.data.x_holdout is not None:
             probs = predict(model, plan.data.x_holdout)
             np.save(folder / "holdout_probs.npy", probs)
-            metrics["holdout/accuracy"] = float(np.mean(probs.argmax(1) == plan.data.y_holdout))
+            metrics["holdout/accuracy"] = accuracy(probs, plan.data.y_holdout)
         log_batch(client, run_id, metrics=metrics)
         report.write(folder / "report", f"final model {rank} (child {child.number}), test split")
         model.save(folder / "model.keras")

@@ -67,7 +67,7 @@ def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
     import numpy as np
 
     from rlnas.export import representative, tflite_accuracy, to_tflite
-    from rlnas.final import predict
+    from rlnas.final import accuracy, predict
     from rlnas.tasks import load_task
     from rlnas.tracking.models import download_model, log_batch
 
@@ -77,7 +77,7 @@ def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
         path = download_model(client, run.info.run_id, tmp)
         keras_bytes = path.stat().st_size
         model = keras.saving.load_model(path, safe_mode=True)
-        keras_acc = float(np.mean(predict(model, data.x_test).argmax(1) == data.y_test))
+        keras_acc = accuracy(predict(model, data.x_test), data.y_test)
         start = time.time()
         blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed))
         seconds = time.time() - start
