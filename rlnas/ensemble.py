@@ -10,7 +10,7 @@ loads in safe mode, and exports like any model.
 members then must not have trained on): it minimises the log-loss of the weighted average
 over the simplex by exponentiated gradient descent, a convex problem::
 
-    weights = fit_weights([m.predict(x_val) for m in members], y_val)
+    weights = fit_weights([predict(m, x_val) for m in members], y_val)  # rlnas.final.predict
     ensemble = build_ensemble(members, weights)
 
 :func:`view_average` is the same fusion over views of one model (test-time augmentation):

@@ -8,7 +8,7 @@ choice::
 
     data = final_data(task_data, FinalConfig(epochs=30), seed=0)
     model, history = train_final(blueprint, data, epochs=30, schedule="cosine", seed=1)
-    report = score(model.predict(data.x_test), data.y_test, data.class_names)
+    report = score(predict(model, data.x_test), data.y_test, data.class_names)
     report.metrics()["test/accuracy"], report.write(folder)
 
 ``final.weighted`` ensembles keep the validation split out of training: it fits the
@@ -187,7 +187,7 @@ def train_final(
     :class:`ChildFailure` (``nan_loss``)."""
     import keras
 
-    from rlnas.keras_build import build_model, compile_model
+    from rlnas.keras_build import batches, build_model, compile_model
 
     keras.utils.set_random_seed(seed)
     training = blueprint.training
@@ -207,15 +207,8 @@ def train_final(
                 on_epoch_end=lambda e, logs: on_epoch(e, dict(logs), budget.epochs)
             )
         )
-    history = model.fit(
-        data.x_fit,
-        targets,
-        batch_size=training.batch_size,
-        epochs=epochs,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    feed = batches(data.x_fit, targets, batch_size=training.batch_size, shuffle=True, seed=seed)
+    history = model.fit(feed, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     losses = curves.get("loss", [])
     if len(losses) < budget.epochs or not all(math.isfinite(v) for v in losses):
@@ -232,7 +225,10 @@ def train_final(
 
 def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class probabilities of ``model`` on ``x`` (inference mode: no augmentation)."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    from rlnas.keras_build import batches
+
+    probs = model.predict(batches(x, batch_size=batch_size), verbose=0)
+    return np.asarray(probs, dtype=np.float64)
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:

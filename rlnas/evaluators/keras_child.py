@@ -35,7 +35,7 @@ import numpy as np
 
 from rlnas.config import ChildConfig
 from rlnas.errors import ChildFailure, SpaceError
-from rlnas.keras_build import build_model, compile_model
+from rlnas.keras_build import batches, build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
 from rlnas.keras_build.summary import summary_text
@@ -46,7 +46,7 @@ from rlnas.trial import Outcome
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 3  # 3: light image augmentation is whole-pixel shifts and flips
+BUILDER_VERSION = 4  # 4: rlnas.keras_build.batches draws the batches; 3: whole-pixel shifts
 """Bump when the builder or training changes what a given architecture's reward means."""
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 CALIBRATION_EXAMPLES = 256
@@ -97,10 +97,8 @@ class _Validate(keras.callbacks.Callback):
         if not self.every_epoch and epoch + 1 < self.epochs:
             return
         recalibrate_batch_norm(self.model, self.calibration)
-        result = self.model.evaluate(
-            self.data.x_val, self.data.y_val, batch_size=self.batch_size, verbose=0,
-            return_dict=True,
-        )  # fmt: skip
+        feed = batches(self.data.x_val, self.data.y_val, batch_size=self.batch_size)
+        result = self.model.evaluate(feed, verbose=0, return_dict=True)
         logs["val_loss"] = result["loss"]
         logs["val_accuracy"] = result["accuracy"]
 
@@ -207,22 +205,18 @@ class KerasEvaluator:
     def _fit(self, model: keras.Model, batch_size: int, seed: int, guard: _FiniteLoss):
         d, child = self.data, self.child
         validate = _Validate(self, guard, batch_size=max(batch_size, 256))
-        fit = dict(epochs=child.epochs, callbacks=[guard, validate], verbose=0)
-        batches = math.ceil(len(d.y_train) / batch_size)
-        if child.steps_per_epoch is None or child.steps_per_epoch >= batches:
-            return model.fit(d.x_train, d.y_train, batch_size=batch_size, shuffle=True, **fit)
+        # shuffle=False: the feed shuffles (Keras would warn that it cannot)
+        fit = dict(epochs=child.epochs, callbacks=[guard, validate], shuffle=False, verbose=0)
+        passes = math.ceil(len(d.y_train) / batch_size)
+        if child.steps_per_epoch is None or child.steps_per_epoch >= passes:
+            feed = batches(d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed)
+            return model.fit(feed, **fit)
         # a step budget: an endless shuffled stream, so each epoch continues where the last
-        # stopped (Keras would run out of array batches after the first pass)
-        import tensorflow as tf
-
-        stream = (
-            tf.data.Dataset.from_tensor_slices((d.x_train, d.y_train))
-            .shuffle(len(d.y_train), seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size)
-            .prefetch(2)
+        # stopped (a single pass would run out of batches after the first epoch)
+        stream = batches(
+            d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed, repeat=True
         )
-        return model.fit(stream, steps_per_epoch=child.steps_per_epoch, shuffle=False, **fit)
+        return model.fit(stream, steps_per_epoch=child.steps_per_epoch, **fit)
 
 
 def _free_keras_state() -> None:
