@@ -3,11 +3,12 @@
 Given NumPy arrays, Keras on TensorFlow builds a tf.data pipeline whose map and prefetch
 are autotuned, and makes a new iterator over it for every epoch and every ``evaluate`` or
 ``predict`` call. Ending an autotuned iterator can block: on this project's 2-core machine
-(TensorFlow 2.21, Keras 3.15) the first step of an epoch, or the return from ``fit``, waited
-up to about 10 seconds with both cores idle, in roughly three epochs out of four
-(``benchmarks/feed.py`` measures it). Batches gathered from an index stream, with autotuning
-off and one batch prefetched, never did. The order is shuffled with an explicit seed, so a
-child or a final training draws the same batches on every run.
+(TensorFlow 2.21, Keras 3.15) the first step of an epoch, or the return from ``fit``, often
+waited with both cores idle, and the longer the iterator had run, the longer the wait (up to
+10 s after a 6,400-image epoch, 35-42 s after a 60,000-image one; ``benchmarks/feed.py``
+measures it). Batches gathered from an index stream with autotuning off, one batch
+prefetched, never did. The order is shuffled with an explicit seed, so a child or a final
+training draws the same batches on every run.
 """
 
 from __future__ import annotations
