@@ -17,6 +17,11 @@ medians over rounds, and the ratio is keras's median over rlnas's. Threads as th
 training has them (TensorFlow's defaults for the host) unless ``--threads`` says otherwise.
 
     .venv/bin/python benchmarks/feed.py configs/fashion_mnist.yaml --images 6400 --epochs 4
+    .venv/bin/python benchmarks/feed.py --search-run RUN_ID --images 30000 --epochs 3
+
+With ``--search-run`` the network is the search's best and the images those its final
+training fits (training + validation), and nothing is predicted unless the search's config
+holds examples out.
 """
 
 from __future__ import annotations
@@ -37,7 +42,17 @@ def network(config: str, seed: int):
     data = factory.load_task_data(cfg)
     space = factory.make_space(cfg)
     sample = factory.make_strategy(cfg, space).ask()
-    return data, space.blueprint(sample.architecture)
+    return data.x_train, data.y_train, data.x_val, data.spec, space.blueprint(sample.architecture)
+
+
+def best_of(run_id: str, uri: str | None):
+    """A search's best architecture and the data its final training fits (as `rlnas final`)."""
+    from rlnas.final_runs import prepare
+
+    plan = prepare(run_id, [], uri)
+    _, _, blueprint = plan.members[0]
+    d = plan.data
+    return d.x_fit, d.y_fit, d.x_test[:0] if d.x_holdout is None else d.x_holdout, d.spec, blueprint
 
 
 class Clock:
@@ -67,19 +82,20 @@ class Clock:
         return out
 
 
-def one_pass(way: str, data, blueprint, images: int, epochs: int, seed: int) -> dict:
+def one_pass(way: str, net, images: int, epochs: int, seed: int) -> dict:
     import keras
 
     from rlnas.keras_build import batches, build_model, compile_model
 
+    x_all, y_all, x_val, spec, blueprint = net
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_model(blueprint, data.spec)
+    model = build_model(blueprint, spec)
     compile_model(model, blueprint.training)
-    x, y = data.x_train[:images], data.y_train[:images]
+    x, y = x_all[:images], y_all[:images]
     size = blueprint.training.batch_size
     model.fit(x[: 4 * size], y[: 4 * size], batch_size=size, verbose=0)  # trace, untimed
-    model.fit(batches(x[: 4 * size], y[: 4 * size], batch_size=size), verbose=0)
+    model.fit(batches(x[: 4 * size], y[: 4 * size], batch_size=size), shuffle=False, verbose=0)
     clock = Clock()
     start = time.perf_counter()
     if way == "keras":
@@ -87,13 +103,15 @@ def one_pass(way: str, data, blueprint, images: int, epochs: int, seed: int) -> 
                   callbacks=[clock.callback])  # fmt: skip
     else:
         feed = batches(x, y, batch_size=size, shuffle=True, seed=seed)
-        model.fit(feed, epochs=epochs, verbose=0, callbacks=[clock.callback])
+        model.fit(feed, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock.callback])
     returned = time.perf_counter()
     last_end = max(t for kind, t in clock.events if kind == "end")
-    if way == "keras":
-        model.predict(data.x_val, batch_size=512, verbose=0)
+    if len(x_val) == 0:
+        pass  # nothing held out to predict
+    elif way == "keras":
+        model.predict(x_val, batch_size=512, verbose=0)
     else:
-        model.predict(batches(data.x_val, batch_size=512), verbose=0)
+        model.predict(batches(x_val, batch_size=512), verbose=0)
     predicted = time.perf_counter()
     per_epoch = clock.epochs()
     return {
@@ -108,7 +126,9 @@ def one_pass(way: str, data, blueprint, images: int, epochs: int, seed: int) -> 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("config")
+    p.add_argument("config", nargs="?", help="a search config (its first random architecture)")
+    p.add_argument("--search-run", help="instead: this search's best architecture and final data")
+    p.add_argument("--uri", help="the tracking store of --search-run")
     p.add_argument("--images", type=int, default=6400)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
@@ -120,12 +140,17 @@ def main() -> None:
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    data, blueprint = network(args.config, args.seed)
+    if args.search_run:
+        net = best_of(args.search_run, args.uri)
+    elif args.config:
+        net = network(args.config, args.seed)
+    else:
+        p.error("give a CONFIG or --search-run RUN_ID")
     rows: dict[str, list[dict]] = {"keras": [], "rlnas": []}
     for r in range(args.rounds):
         order = ("keras", "rlnas") if r % 2 == 0 else ("rlnas", "keras")
         for way in order:
-            row = one_pass(way, data, blueprint, args.images, args.epochs, args.seed)
+            row = one_pass(way, net, args.images, args.epochs, args.seed)
             rows[way].append(row)
             print(json.dumps({"round": r, **row}), flush=True)
 
@@ -144,7 +169,8 @@ def main() -> None:
         ("predict_seconds", "predict validation (s)", 1.0),
     ):
         k, n = median("keras", key) * scale, median("rlnas", key) * scale
-        print(f"{label:28}{k:10.2f}{n:10.2f}{k / n if n else float('nan'):13.2f}")
+        ratio = f"{k / n:13.2f}" if n >= 0.01 else f"{'-':>13}"
+        print(f"{label:28}{k:10.2f}{n:10.2f}{ratio}")
     stalls = {
         w: sum(f > 2.0 for row in rows[w] for f in row["first_step_seconds"][1:]) for w in rows
     }

@@ -207,8 +207,8 @@ class KerasEvaluator:
         validate = _Validate(self, guard, batch_size=max(batch_size, 256))
         # shuffle=False: the feed shuffles (Keras would warn that it cannot)
         fit = dict(epochs=child.epochs, callbacks=[guard, validate], shuffle=False, verbose=0)
-        passes = math.ceil(len(d.y_train) / batch_size)
-        if child.steps_per_epoch is None or child.steps_per_epoch >= passes:
+        per_pass = math.ceil(len(d.y_train) / batch_size)
+        if child.steps_per_epoch is None or child.steps_per_epoch >= per_pass:
             feed = batches(d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed)
             return model.fit(feed, **fit)
         # a step budget: an endless shuffled stream, so each epoch continues where the last
