@@ -2,7 +2,8 @@
 
 The same network (the first architecture a seeded random search of the config's space
 asks for) is trained from the same initial weights for ``--epochs`` epochs on ``--images``
-training images, then predicts the validation split, in two ways per round:
+training images (or all of the training split, if smaller), then predicts the validation
+split, in two ways per round:
 
 * **keras**: ``model.fit(x, y, batch_size=..., shuffle=True)`` and ``model.predict(x)``:
   Keras builds an autotuned tf.data pipeline and a new iterator for every epoch and call;
@@ -16,7 +17,7 @@ return of ``fit``. The order of the two alternates from round to round; the figu
 medians over rounds, and the ratio is keras's median over rlnas's. Threads as the final
 training has them (TensorFlow's defaults for the host) unless ``--threads`` says otherwise.
 
-    .venv/bin/python benchmarks/feed.py configs/fashion_mnist.yaml --images 6400 --epochs 4
+    .venv/bin/python benchmarks/feed.py configs/fashion_mnist.yaml --epochs 4 --rounds 2
     .venv/bin/python benchmarks/feed.py --search-run RUN_ID --images 30000 --epochs 3
 
 With ``--search-run`` the network is the search's best and the images those its final
@@ -116,6 +117,7 @@ def one_pass(way: str, net, images: int, epochs: int, seed: int) -> dict:
     per_epoch = clock.epochs()
     return {
         "way": way,
+        "images": len(x),
         "fit_seconds": returned - start,
         "epoch_seconds": [round(e, 2) for e, _ in per_epoch],
         "first_step_seconds": [round(f, 2) for _, f in per_epoch],
@@ -158,8 +160,9 @@ def main() -> None:
         values = [row[key] if isinstance(row[key], list) else [row[key]] for row in rows[way]]
         return statistics.median(v for row in values for v in row)
 
-    per = 60000 / args.images
-    print(f"\n{args.images} images x {args.epochs} epochs, {args.rounds} rounds; medians:")
+    images = rows["keras"][0]["images"]  # at most --images: the training split may be smaller
+    per = 60000 / images
+    print(f"\n{images} images x {args.epochs} epochs, {args.rounds} rounds; medians:")
     print(f"{'':28}{'keras':>10}{'rlnas':>10}{'keras/rlnas':>13}")
     for key, label, scale in (
         ("fit_seconds", "fit (s)", 1.0),
