@@ -135,3 +135,10 @@ class RecordingStrategy(RandomSearch):
         self.events.append(("tell", sample.architecture.hash))
         self.told.append((sample.architecture.hash, reward))
         return None
+
+
+def terminal_sigint() -> None:
+    """As a subprocess's ``preexec_fn``: SIGINT as a terminal delivers it, also when the test
+    runner was started where SIGINT is ignored (a background job of a script): an ignored
+    SIGINT is inherited through exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,6 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from doubles import terminal_sigint
 
 from rlnas import cli, factory
 from rlnas.executors import InlineExecutor
@@ -209,7 +210,11 @@ def test_the_program_ignores_ctrl_c_once_its_status_is_decided(tmp_path):
         "import runpy; runpy.run_module('rlnas', run_name='__main__')"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=terminal_sigint,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ToyEvaluator, ToySpace
-from doubles import FormulaEvaluator
+from doubles import FormulaEvaluator, terminal_sigint
 from doubles import ToySpace as FormulaSpace
 
 from rlnas import checkpoint as ckpt
@@ -346,14 +346,8 @@ def start(args, cwd: Path, n: int):
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=_terminal_sigint,
+            preexec_fn=terminal_sigint,
         )
-
-
-def _terminal_sigint() -> None:
-    """Ctrl-C as a terminal delivers it, also when the test runner was started where SIGINT
-    is ignored (a background job of a script): an ignored SIGINT is inherited through exec."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_mid_search(proc, saved: Path, before: float, sig: int, rng) -> int:
