@@ -53,7 +53,7 @@ def best_of(run_id: str, uri: str | None):
     plan = prepare(run_id, [], uri)
     _, _, blueprint = plan.members[0]
     d = plan.data
-    return d.x_fit, d.y_fit, d.x_test[:0] if d.x_holdout is None else d.x_holdout, d.spec, blueprint
+    return d.x_fit, d.y_fit, d.x_holdout, d.spec, blueprint  # no holdout: None
 
 
 class Clock:
@@ -107,7 +107,7 @@ def one_pass(way: str, net, images: int, epochs: int, seed: int) -> dict:
         model.fit(feed, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock.callback])
     returned = time.perf_counter()
     last_end = max(t for kind, t in clock.events if kind == "end")
-    if len(x_val) == 0:
+    if x_val is None:
         pass  # nothing held out to predict
     elif way == "keras":
         model.predict(x_val, batch_size=512, verbose=0)

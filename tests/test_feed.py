@@ -10,10 +10,6 @@ import pytest
 from rlnas.keras_build import batches
 
 
-def rows(dataset) -> list[np.ndarray]:
-    return [np.asarray(b[0] if isinstance(b, tuple) else b) for b in dataset]
-
-
 def test_one_pass_in_order_then_shuffled_passes_that_differ_and_repeat_with_the_seed():
     x = np.arange(10, dtype=np.float32).reshape(10, 1) * 10
     y = np.arange(10)
