@@ -38,10 +38,10 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
-    from rlnas.evaluators.table import Nb201Evaluator
     from rlnas.executors import InlineExecutor
+    from rlnas.nb201.evaluator import Nb201Evaluator
+    from rlnas.nb201.space import Nb201Space
     from rlnas.search import Budget, Search
-    from rlnas.spaces.nb201 import Nb201Space
     from rlnas.strategies.random_search import RandomSearch
     from rlnas.strategies.reinforce import ReinforceController
 

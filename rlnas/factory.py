@@ -11,45 +11,45 @@ import functools
 from collections.abc import Callable
 
 from rlnas.config import Config
+from rlnas.errors import FieldError
 from rlnas.executors import Evaluator, Executor, InlineExecutor
+from rlnas.executors.process import ProcessExecutor
+from rlnas.executors.ray_executor import RayExecutor
+from rlnas.nb201.evaluator import Nb201Evaluator
+from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
+from rlnas.spaces.layers import LayersSpace
+from rlnas.spaces.nasnet import NasnetSpace
 from rlnas.strategies.base import Strategy
+from rlnas.strategies.evolution import RegularizedEvolution
+from rlnas.strategies.random_search import RandomSearch
+from rlnas.strategies.reinforce import ReinforceController
+from rlnas.tasks import load_task
 
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(cfg: Config):
     """The task's data (loaded and checked once per process and config)."""
-    from rlnas.tasks import load_task
-
     return load_task(cfg.task, seed=cfg.seed)
 
 
 def make_space(cfg: Config) -> Space:
     """The search space of ``cfg`` (data-dependent masks need the task's input shape)."""
     if cfg.space == "nb201":
-        from rlnas.spaces.nb201 import Nb201Space
-
         return Nb201Space()
     if cfg.task.name == "nb201":
-        from rlnas.errors import FieldError
-
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     data = load_task_data(cfg)
     if cfg.space == "nasnet":
-        from rlnas.spaces.nasnet import NasnetSpace
-
         return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
-    from rlnas.spaces.layers import LayersSpace
-
     return LayersSpace(cfg.layers, data.spec)
 
 
 def make_evaluator(cfg: Config) -> Evaluator:
     """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training."""
     if cfg.task.name == "nb201":
-        from rlnas.evaluators.table import Nb201Evaluator
-
         return Nb201Evaluator(cfg.task.dataset)
+    # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     from rlnas.evaluators.keras_child import KerasEvaluator
 
     return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child)
@@ -64,15 +64,9 @@ def make_strategy(cfg: Config, space: Space) -> Strategy:
     """The strategy of ``cfg``, seeded with ``cfg.seed``."""
     unique = cfg.search.unique
     if cfg.strategy == "random":
-        from rlnas.strategies.random_search import RandomSearch
-
         return RandomSearch(space, seed=cfg.seed, unique=unique)
     if cfg.strategy == "rea":
-        from rlnas.strategies.evolution import RegularizedEvolution
-
         return RegularizedEvolution(space, cfg.evolution, seed=cfg.seed, unique=unique)
-    from rlnas.strategies.reinforce import ReinforceController
-
     return ReinforceController(space, cfg.controller, seed=cfg.seed, unique=unique)
 
 
@@ -80,11 +74,7 @@ def make_executor(cfg: Config) -> Executor:
     """The executor of ``cfg`` (inline in the main process by default)."""
     kind = cfg.executor.kind
     if kind == "process":
-        from rlnas.executors.process import ProcessExecutor
-
         return ProcessExecutor(evaluator_factory(cfg), cfg.executor)
     if kind == "ray":
-        from rlnas.executors.ray_executor import RayExecutor
-
         return RayExecutor(evaluator_factory(cfg), cfg.executor)
     return InlineExecutor(make_evaluator(cfg))

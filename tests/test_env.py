@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import rlnas  # noqa: F401  (registers rlnas/Architecture-v0)
 from rlnas.envs import ArchitectureEnv
 from rlnas.errors import ChildFailure
-from rlnas.evaluators.table import Nb201Evaluator
+from rlnas.nb201.evaluator import Nb201Evaluator
 from rlnas.space import Space
 from rlnas.trial import Outcome
 

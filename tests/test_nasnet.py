@@ -158,7 +158,7 @@ keras = pytest.importorskip("keras")
 def every_op_blueprint(**overrides) -> NasnetBlueprint:
     """A blueprint that uses every operation in both cells, identities on cell inputs of the
     reduction cell (factorized reductions) and pooling after a concat block (projections)."""
-    from rlnas.spaces.layers import TrainingSpec
+    from rlnas.spaces.training import TrainingSpec
 
     cell = CellSpec(
         (

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from rlnas.bench.nb201 import BenchSettings, format_table, read_budgets, run_bench, summarize
 from rlnas.config import load_config
 from rlnas.errors import ChildFailure, DataError, FieldError
-from rlnas.evaluators.table import PROTOCOL_NOTE, Nb201Evaluator
 from rlnas.executors import Job, run_job
-from rlnas.nb201_table import EDGES, N_CELLS, OPS, arch_str, default_path, load_table
+from rlnas.nb201.bench import BenchSettings, format_table, read_budgets, run_bench, summarize
+from rlnas.nb201.evaluator import PROTOCOL_NOTE, Nb201Evaluator
+from rlnas.nb201.space import Nb201Space
+from rlnas.nb201.table import default_path, load_table
+from rlnas.nb201.vocabulary import EDGES, N_CELLS, OPS, arch_str
 from rlnas.search import Budget, Search
-from rlnas.spaces.nb201 import Nb201Space
 from rlnas.strategies.evolution import RegularizedEvolution
 from rlnas.strategies.random_search import RandomSearch
 from rlnas.strategies.reinforce import ReinforceConfig
@@ -166,7 +167,7 @@ def test_reinforce_runs_in_the_bench_with_the_configs_controller():
 def test_a_table_search_with_the_controller_imports_no_deep_learning_framework():
     code = (
         "import sys\n"
-        "from rlnas.bench.nb201 import BenchSettings, run_seeds\n"
+        "from rlnas.nb201.bench import BenchSettings, run_seeds\n"
         "from rlnas.config import load_config\n"
         f"cfg = load_config({str(CONFIG)!r})\n"
         "settings = BenchSettings(strategies=('reinforce',), seeds=1, queries=(20,), "

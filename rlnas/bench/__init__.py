@@ -1,17 +1,17 @@
-"""Benchmarks of search strategies on tabular benchmarks (``rlnas bench ...``).
+"""The ``rlnas bench`` command: search strategies compared on tabular benchmarks.
 
-``register`` adds the ``bench`` command to the CLI; its sub-commands live in
-:mod:`rlnas.bench.command` (today ``nb201``, :mod:`rlnas.bench.nb201`). Importing this
+``register`` adds ``bench`` to the CLI; each benchmark registers its own sub-command from
+the package that owns it (``rlnas bench nb201``: :mod:`rlnas.nb201.command`). Importing this
 package loads neither TensorFlow nor MLflow.
 """
 
 from __future__ import annotations
 
+from rlnas.nb201 import command as nb201_command
+
 
 def register(subparsers) -> None:
     """Add ``bench`` (with its sub-commands) to the ``rlnas`` parser."""
-    from rlnas.bench import command
-
     parser = subparsers.add_parser(
         "bench",
         help="compare search strategies on a tabular benchmark",
@@ -19,4 +19,4 @@ def register(subparsers) -> None:
         "(table look-ups instead of training).",
     )
     sub = parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    command.register_nb201(sub)
+    nb201_command.register_nb201(sub)

@@ -35,8 +35,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlnas import factory
+from rlnas.config import Config, load_config
 from rlnas.errors import ChildFailure
 from rlnas.executors import Evaluator
+from rlnas.nb201.evaluator import Nb201Evaluator
+from rlnas.nb201.space import Nb201Space
 from rlnas.space import Decision, Sample, Space
 
 ENV_ID = "rlnas/Architecture-v0"  # registered by `import rlnas`
@@ -66,15 +70,10 @@ class ArchitectureEnv(gym.Env):
         invalid_action_reward: float = 0.0,
     ) -> None:
         if config is not None:
-            from rlnas import factory
-            from rlnas.config import Config, load_config
-
             cfg = config if isinstance(config, Config) else load_config(config)
             space = space or factory.make_space(cfg)
             evaluator = evaluator or factory.make_evaluator(cfg)
         if space is None:
-            from rlnas.spaces.nb201 import Nb201Space
-
             space = Nb201Space()
         if evaluator is None:
             if space.name != "nb201":
@@ -82,8 +81,6 @@ class ArchitectureEnv(gym.Env):
                     f"ArchitectureEnv: space {space.name!r} needs an evaluator (evaluator=) or "
                     "a config (config=); only the nb201 space has a default (the table)."
                 )
-            from rlnas.evaluators.table import Nb201Evaluator
-
             evaluator = Nb201Evaluator(dataset)
         self.space = space
         self.evaluator = evaluator

@@ -1,1 +1,2 @@
-"""Evaluators: turn an architecture into an outcome (a Keras child, a table look-up)."""
+"""Evaluators: turn an architecture into an outcome by training a Keras child; the table
+look-up of NAS-Bench-201 is :mod:`rlnas.nb201.evaluator`."""

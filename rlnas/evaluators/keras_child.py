@@ -46,12 +46,13 @@ from rlnas.trial import Outcome
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 4  # 4: rlnas.keras_build.batches draws the batches; 3: whole-pixel shifts
-"""Bump when the builder or training changes what a given architecture's reward means."""
+BUILDER_VERSION = 4
+"""Part of the fingerprint: raise it when the builder or the training changes what a given
+architecture's reward means, so that cached rewards of the old code are not reused."""
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 CALIBRATION_EXAMPLES = 256
 """Training examples whose batch-norm statistics a child uses when it is validated: one
-batch, one eager forward pass per epoch (1,024 cost four, about 7% of a demo child's time)."""
+batch, so re-estimating costs one eager forward pass per validation."""
 _frozen = False  # set once the first child's survivors are frozen (see _free_keras_state)
 
 
@@ -66,7 +67,7 @@ def cost_factor(mmacs: float, child: ChildConfig) -> float:
 class _FiniteLoss(keras.callbacks.Callback):
     """Stop training after the first epoch whose mean loss is NaN or infinite (a NaN batch
     makes its epoch's mean NaN). Checked per epoch, not per batch: a per-batch hook makes
-    Keras copy every batch's loss to the host, which cost a demo child about 5% of its time."""
+    Keras copy every batch's loss to the host, which slows training."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -222,13 +223,12 @@ class KerasEvaluator:
 def _free_keras_state() -> None:
     """Clear Keras's global state and collect the child's reference cycles.
 
-    A full collection scans every object of the process (about half a second once
-    TensorFlow is loaded), so after the first child the survivors are frozen
-    (:func:`gc.freeze`): later collections scan only what was created since, about a tenth
-    of that. Frozen objects are never collected, which only matters for reference cycles
-    that were alive after the first child and die later. Collecting only every few children
-    was tried and is slower: the next children train 10-20% slower among the garbage
-    (benchmarks/overhead.py, demo config).
+    A full collection scans every object of the process, and TensorFlow makes that a long
+    scan, so after the first child the survivors are frozen (:func:`gc.freeze`): later
+    collections scan only what was created since. Frozen objects are never collected, which
+    only matters for reference cycles that were alive after the first child and die later.
+    The collection runs after every child because a child trains more slowly among the
+    previous child's garbage (``benchmarks/overhead.py`` measures the overhead).
     """
     global _frozen
     keras.backend.clear_session(free_memory=False)

@@ -8,15 +8,13 @@ from rlnas.keras_build.batchnorm import recalibrate_batch_norm
 from rlnas.keras_build.feed import batches
 from rlnas.keras_build.layers_model import build_model as build_layers_model
 from rlnas.keras_build.layers_model import compile_model, make_optimizer
+from rlnas.keras_build.nasnet_model import build_nasnet_model
+from rlnas.spaces.nasnet import NasnetBlueprint
 
 
 def build_model(blueprint, spec):
     """The Keras model of a blueprint of any Keras space (dispatched on its type)."""
-    from rlnas.spaces.nasnet import NasnetBlueprint
-
     if isinstance(blueprint, NasnetBlueprint):
-        from rlnas.keras_build.nasnet_model import build_nasnet_model
-
         return build_nasnet_model(blueprint, spec)
     return build_layers_model(blueprint, spec)
 

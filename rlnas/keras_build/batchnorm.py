@@ -2,8 +2,8 @@
 
 A child trains for a few dozen steps. Its batch-norm moving averages then mix the
 initial statistics (mean 0, variance 1) with those of weights that changed at every step,
-and in inference mode such a child often predicts a single class although it learned (on
-digits, a child at 48% training accuracy validated at 10%, and at 75% once re-estimated).
+and in inference mode such a child often predicts a single class although it learned, so
+it validates near chance.
 Re-estimating the statistics with the final weights on a few training batches, as
 single-path one-shot NAS does for every sampled subnet (Guo et al., ECCV 2020), makes the
 validation accuracy measure what the architecture learned, at the cost of one forward pass.

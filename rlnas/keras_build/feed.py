@@ -2,18 +2,18 @@
 
 Given NumPy arrays, Keras on TensorFlow builds a tf.data pipeline whose map and prefetch
 are autotuned, and makes a new iterator over it for every epoch and every ``evaluate`` or
-``predict`` call. Ending an autotuned iterator can block: on this project's 2-core machine
-(TensorFlow 2.21, Keras 3.15) the first step of an epoch, or the return from ``fit``, often
-waited with both cores idle, and the longer the iterator had run, the longer the wait (up to
-10 s after a 6,400-image epoch, 35-42 s after a 60,000-image one; ``benchmarks/feed.py``
-measures it). Batches gathered from an index stream with autotuning off, one batch
-prefetched, never did. The order is shuffled with an explicit seed, so a child or a final
-training draws the same batches on every run.
+``predict`` call. Ending an autotuned iterator can block for seconds, the longer the more
+batches it has produced, with the cores idle: at the first step of an epoch or on the return
+from ``fit``. :func:`batches` gathers batches from a stream of row indices with autotuning
+off and one batch prefetched, which ends at once (``benchmarks/feed.py`` compares the two).
+The order is shuffled with an explicit seed, so a child or a final training draws the same
+batches on every run.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 
 def batches(
@@ -29,8 +29,6 @@ def batches(
 
     With ``shuffle``, each pass over the data is a fresh permutation drawn from ``seed``; with
     ``repeat``, the passes follow one another without end (for a budget of steps)."""
-    import tensorflow as tf
-
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
     if y is not None and len(y) != len(x):

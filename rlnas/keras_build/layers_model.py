@@ -31,7 +31,8 @@ import math
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
-from rlnas.spaces.layers import LayersBlueprint, LayerSpec, TrainingSpec
+from rlnas.spaces.layers import LayersBlueprint, LayerSpec
+from rlnas.spaces.training import TrainingSpec
 from rlnas.tasks import TaskSpec
 
 _LAYERS = {  # kind -> (conv, separable conv, max pool, avg pool)
@@ -44,7 +45,7 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     """The Keras model of ``blueprint`` for inputs described by ``spec`` (not compiled)."""
     kind = spec.input_kind
     training = blueprint.training
-    reg = _regularizer(training)
+    reg = weight_regularizer(training)
     inputs = keras.Input(shape=spec.input_shape, name="input")
     x = augment_inputs(inputs, training.augment, spec)
     outputs = []
@@ -101,7 +102,9 @@ def make_optimizer(training: TrainingSpec) -> keras.optimizers.Optimizer:
     raise ValueError(f"train/optimizer: unknown optimizer {training.optimizer!r}")
 
 
-def _regularizer(training: TrainingSpec):
+def weight_regularizer(training: TrainingSpec) -> keras.regularizers.Regularizer | None:
+    """The L2 penalty ``wd/2 * |w|^2`` of coupled weight decay, or None (no decay, or
+    ``adamw``, which decays in the optimizer)."""
     if training.weight_decay == 0 or training.optimizer == "adamw":
         return None
     return keras.regularizers.L2(training.weight_decay / 2)
@@ -123,26 +126,18 @@ def _operation(x, layer: LayerSpec, kind: str, reg, name: str):
         pool = maxpool if layer.op == "maxpool" else avgpool
         return pool(layer.kernel, strides=layer.stride, padding="same", name=f"{name}_pool")(x)
     if layer.op == "conv":
-        x = conv(
-            layer.filters,
-            layer.kernel,
-            strides=layer.stride,
-            padding="same",
-            use_bias=False,
-            kernel_regularizer=reg,
-            name=f"{name}_conv",
-        )(x)
+        make, decay = conv, {"kernel_regularizer": reg}
     else:
-        x = sepconv(
-            layer.filters,
-            layer.kernel,
-            strides=layer.stride,
-            padding="same",
-            use_bias=False,
-            depthwise_regularizer=reg,
-            pointwise_regularizer=reg,
-            name=f"{name}_sepconv",
-        )(x)
+        make, decay = sepconv, {"depthwise_regularizer": reg, "pointwise_regularizer": reg}
+    x = make(
+        layer.filters,
+        layer.kernel,
+        strides=layer.stride,
+        padding="same",
+        use_bias=False,
+        name=f"{name}_{layer.op}",
+        **decay,
+    )(x)
     return _normalize_activate(x, layer, name)
 
 

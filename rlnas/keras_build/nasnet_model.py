@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
+from rlnas.keras_build.layers_model import weight_regularizer
 from rlnas.spaces.nasnet import CellSpec, NasnetBlueprint
 from rlnas.tasks import TaskSpec
 
@@ -39,9 +40,7 @@ def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Mode
     if spec.input_kind != "image":
         raise ValueError(f"nasnet cells need image inputs, got {spec.input_kind}")
     t = blueprint.training
-    reg = None
-    if t.weight_decay > 0 and t.optimizer != "adamw":  # adamw decays in the optimizer
-        reg = keras.regularizers.L2(t.weight_decay / 2)
+    reg = weight_regularizer(t)
     b = _Builder(reg, blueprint.separable_repeats)
     inputs = keras.Input(shape=spec.input_shape, name="input")
     x = augment_inputs(inputs, t.augment, spec)

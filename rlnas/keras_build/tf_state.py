@@ -7,6 +7,9 @@ the traced graph of a child's training step (about a thousand operations), so a 
 in one process grows by megabytes per child even after ``keras.backend.clear_session()``.
 :func:`forget_child_gradients` removes the entries registered while a child trained, once
 the child's model is gone and nothing can take those gradients again.
+
+The registry is private TensorFlow API (``ops._gradient_registry._registry``, a dict);
+``tests/test_private_api.py`` fails when it moves. Where it is missing, nothing is removed.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from tensorflow.python.framework import ops
+
 log = logging.getLogger(__name__)
 
+PREFIX = "CustomGradient-"
+"""Names TensorFlow gives the gradient functions of ``tf.custom_gradient`` calls."""
 
-def _gradient_registry() -> dict | None:
-    try:
-        from tensorflow.python.framework import ops
 
-        registry = ops._gradient_registry._registry  # private: guarded below
-    except Exception:  # another TensorFlow layout: leave it alone
-        return None
+def gradient_registry() -> dict | None:
+    """TensorFlow's global name -> gradient function dict, or None in another layout."""
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
     return registry if isinstance(registry, dict) else None
 
 
@@ -35,13 +39,13 @@ def forget_child_gradients() -> Iterator[None]:
     Use it around one child's build-train-discard cycle in a process that trains nothing
     else at the same time (the evaluators run children one at a time per process).
     """
-    registry = _gradient_registry()
+    registry = gradient_registry()
     before = set(registry) if registry is not None else set()
     try:
         yield
     finally:
         if registry is not None:
-            added = [k for k in registry if k not in before and k.startswith("CustomGradient-")]
+            added = [k for k in registry if k not in before and k.startswith(PREFIX)]
             for key in added:
                 registry.pop(key, None)
             log.debug("dropped %d custom gradient registrations", len(added))

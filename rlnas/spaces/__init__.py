@@ -1,1 +1,2 @@
-"""Search spaces: `layers` (macro search), `nb201` (NAS-Bench-201 cell), `nasnet` (cells)."""
+"""Search spaces of Keras children: `layers` (macro search) and `nasnet` (cells); the `nb201`
+space (the NAS-Bench-201 cell) lives with its table in :mod:`rlnas.nb201`."""

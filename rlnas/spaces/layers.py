@@ -5,8 +5,9 @@ kernel, stride and activation, and, with ``skip_connections``, which outputs of 
 layers ``j < i - 1`` (anchor points; layer ``i - 1`` is its input anyway) it merges into its
 own output, by ``add`` (after a 1x1 projection) or ``concat``; earlier outputs that are
 larger are pooled down to the layer's size. ``reduce_after`` puts a fixed 2x2 max pooling
-after chosen layers (set reduction points, as in NASNet). Then come the training decisions: learning
-rate, batch size, optimizer, dropout before the classifier, weight decay, augmentation.
+after chosen layers (set reduction points, as in NASNet). Then come the training decisions
+(:mod:`rlnas.spaces.training`): learning rate, batch size, optimizer, dropout before the
+classifier, weight decay, augmentation.
 
 Decisions that do not apply are inactive and absent from the record: filters and activation
 of pooling and identity layers, kernel and stride of identity layers, the merge of a layer
@@ -30,13 +31,12 @@ from typing import TYPE_CHECKING
 
 from rlnas.errors import MAY_BE_EMPTY, FieldError, did_you_mean, require
 from rlnas.space import Decider, Space
+from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
 
 if TYPE_CHECKING:
     from rlnas.tasks import TaskSpec
 
 OPERATIONS = ("conv", "sepconv", "maxpool", "avgpool", "identity")
-OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
-AUGMENTATIONS = ("none", "light", "strong")
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "silu", "mish")
 ACTIVATIONS += ("tanh", "sigmoid", "softplus", "linear")
 WEIGHTED_OPS = ("conv", "sepconv")
@@ -120,18 +120,6 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
-class TrainingSpec:
-    """How a child is trained (its share of the decisions)."""
-
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    optimizer: str = "adam"
-    dropout: float = 0.0
-    weight_decay: float = 0.0
-    augment: str = "none"
-
-
-@dataclass(frozen=True)
 class LayersBlueprint:
     """A whole child of the `layers` space, free of any framework."""
 
@@ -209,14 +197,7 @@ class LayersSpace(Space):
                     merge=None if merge is None else str(merge),
                 )
             )
-        training = TrainingSpec(
-            learning_rate=float(d.choice("train/learning_rate", cfg.learning_rates)),
-            batch_size=int(d.choice("train/batch_size", cfg.batch_sizes)),
-            optimizer=str(d.choice("train/optimizer", cfg.optimizers)),
-            dropout=float(d.choice("train/dropout", cfg.dropouts)),
-            weight_decay=float(d.choice("train/weight_decay", cfg.weight_decays)),
-            augment=str(d.choice("train/augment", cfg.augmentations)),
-        )
+        training = declare_training(d, cfg)
         return LayersBlueprint(tuple(layers), training, tuple(sorted(cfg.reduce_after)))
 
     def _stride_mask(self, size: list[int]) -> list[bool]:

@@ -12,9 +12,9 @@ Block outputs that no later block of the cell uses are concatenated into the cel
 (as ENAS does; NASNet also concatenated unused cell inputs). The network is a 3x3 stem
 convolution, then ``cells_per_stage`` Normal cells, a Reduction cell (stride 2 on the cell
 inputs, twice the filters), ``cells_per_stage`` Normal cells, ... with ``reduction_stages``
-Reduction cells in all, then global pooling and the classifier. Then come the same training
-decisions as in the `layers` space (``train/learning_rate`` ... ``train/augment``), so the
-child is compiled and augmented the same way.
+Reduction cells in all, then global pooling and the classifier. Then come the training
+decisions the `layers` space also has (``train/learning_rate`` ... ``train/augment``,
+:mod:`rlnas.spaces.training`), so the child is compiled and augmented the same way.
 
 Cells need 2-D images: the space refuses sequences and flat vectors when it is created, before
 any training. :meth:`NasnetSpace.declare` returns a framework-free :class:`NasnetBlueprint`;
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from rlnas.errors import ConfigError, FieldError, did_you_mean, require
 from rlnas.space import Decider, Space
-from rlnas.spaces.layers import AUGMENTATIONS, OPTIMIZERS, TrainingSpec
+from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
 
 if TYPE_CHECKING:
     from rlnas.tasks import TaskSpec
@@ -193,14 +193,7 @@ class NasnetSpace(Space):
                 combine = str(d.choice(p + "combine", cfg.combiners))
                 blocks.append(BlockSpec((in_a, in_b), (op_a, op_b), combine))
             cells[cell] = CellSpec(tuple(blocks))
-        training = TrainingSpec(
-            learning_rate=float(d.choice("train/learning_rate", cfg.learning_rates)),
-            batch_size=int(d.choice("train/batch_size", cfg.batch_sizes)),
-            optimizer=str(d.choice("train/optimizer", cfg.optimizers)),
-            dropout=float(d.choice("train/dropout", cfg.dropouts)),
-            weight_decay=float(d.choice("train/weight_decay", cfg.weight_decays)),
-            augment=str(d.choice("train/augment", cfg.augmentations)),
-        )
+        training = declare_training(d, cfg)
         return NasnetBlueprint(
             normal=cells["normal"],
             reduction=cells["reduction"],

@@ -29,9 +29,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rlnas import factory
 from rlnas.config import Config
 from rlnas.errors import require, require_one_of
 from rlnas.executors import InlineExecutor
+from rlnas.nb201.table import load_table
+from rlnas.nb201.vocabulary import DATASETS
 from rlnas.search import Budget, FailurePolicy, Search
 from rlnas.trial import Trial, TrialState
 
@@ -67,8 +70,6 @@ class BenchSettings:
     first_seed: int = 0
 
     def __post_init__(self) -> None:
-        from rlnas.nb201_table import DATASETS
-
         require_one_of("--dataset", self.dataset, DATASETS)
         require(bool(self.strategies), "--strategies", "", "a comma-separated list")
         for name in self.strategies:
@@ -138,8 +139,6 @@ def run_seeds(
     Returns, per strategy, one ``{label: (best reward, children)}`` per seed, and the wall
     seconds each strategy took.
     """
-    from rlnas import factory
-
     cfg = replace(config, task=replace(config.task, name="nb201", dataset=settings.dataset))
     space = factory.make_space(cfg)
     evaluator = factory.make_evaluator(cfg)
@@ -173,9 +172,7 @@ def run_seeds(
 def _searcher(cfg: Config, name: str, space, evaluator) -> Callable[[int, Budget], list[Trial]]:
     """``search(seed, budget) -> trials``: one search of strategy ``name``, as ``rlnas
     search`` would run it with this seed. A strategy with ``reset`` is built once and reset
-    per seed (for REINFORCE that keeps its Keras model)."""
-    from rlnas import factory
-
+    per seed (REINFORCE re-initializes its policy in place)."""
     failures = FailurePolicy(cfg.search.failed_reward, cfg.search.max_failures)
     strategy = None
 
@@ -252,8 +249,6 @@ def summarize(settings: BenchSettings, per_seed: dict[str, list[dict]]) -> Resul
 def format_table(results: Result, settings: BenchSettings) -> str:
     """A markdown table: mean ± std [mean look-ups] per strategy and budget, with the
     published figures beside them."""
-    from rlnas.nb201_table import load_table
-
     published = PUBLISHED.get(settings.dataset, {})
     labels = settings.labels
     head = ["strategy", *labels, f"published ({PUBLISHED_BUDGET})"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rlnas.errors import ChildFailure, require_one_of
-from rlnas.nb201_table import DATASETS, EDGES, OPS, arch_str, load_table
+from rlnas.nb201.table import load_table
+from rlnas.nb201.vocabulary import DATASETS, EDGES, OPS, arch_str
 from rlnas.trial import Outcome
 
 PROXY_EPOCHS = 12

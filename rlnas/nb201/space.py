@@ -15,7 +15,7 @@ since the benchmark trained even the cells whose output is cut off from the inpu
 
 from __future__ import annotations
 
-from rlnas.nb201_table import EDGES, OPS, arch_str
+from rlnas.nb201.vocabulary import EDGES, OPS, arch_str
 from rlnas.space import Decider, Space
 
 

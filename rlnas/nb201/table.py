@@ -2,7 +2,7 @@
 
 NAS-Bench-201 (Dong & Yang, ICLR 2020) trained every one of the 15,625 cells of its search
 space; looking a cell up replaces training it, so strategies can be compared in seconds.
-A cell has four nodes and six edges ``j -> k`` (j < k), each carrying one operation::
+Cells are named as in :mod:`rlnas.nb201.vocabulary` (six edges, five operations)::
 
     table = load_table()
     row = table.row_of(("nor_conv_3x3",) * 6)
@@ -24,49 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from rlnas.errors import DataError
+from rlnas.nb201.vocabulary import DATASETS, N_CELLS, cell_code, parse_arch_str
 
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-"""The five operations of an edge, in the order the ``nb201`` space offers them."""
-EDGES = ("edge_0_1", "edge_0_2", "edge_1_2", "edge_0_3", "edge_1_3", "edge_2_3")
-"""The six edges (node j -> node k) in the order of the official architecture string."""
-DATASETS = ("cifar10", "cifar100", "imagenet16_120")
-N_CELLS = len(OPS) ** len(EDGES)  # 15,625
 CIFAR10_MAX = 94.3733  # the paper's optimum (94.37); the table holds 94.37333...
 DATA_FILE = "nb201_tss_200ep.csv.gz"
-
-
-def arch_str(ops: tuple[str, ...]) -> str:
-    """The official string of a cell, e.g. ``|nor_conv_3x3~0|+|...~0|...~1|+|...|``."""
-    groups, i = [], 0
-    for k in range(1, 4):
-        groups.append("|" + "|".join(f"{ops[i + j]}~{j}" for j in range(k)) + "|")
-        i += k
-    return "+".join(groups)
-
-
-def parse_arch_str(text: str) -> tuple[str, ...]:
-    """The six edge operations of an official string, in :data:`EDGES` order."""
-    ops: list[str] = []
-    for k, group in enumerate(text.split("+"), start=1):
-        parts = [p for p in group.split("|") if p]
-        if len(parts) != k:
-            raise DataError(f"NAS-Bench-201 string {text!r}: node {k} must have {k} inputs.")
-        for j, part in enumerate(parts):
-            op, _, source = part.partition("~")
-            if op not in OPS or source != str(j):
-                raise DataError(f"NAS-Bench-201 string {text!r}: bad edge {part!r}.")
-            ops.append(op)
-    if len(ops) != len(EDGES):
-        raise DataError(f"NAS-Bench-201 string {text!r}: expected 6 edges, got {len(ops)}.")
-    return tuple(ops)
-
-
-def cell_code(ops: tuple[str, ...]) -> int:
-    """A cell as a base-5 number over :data:`OPS` (0..15624); used to index the table."""
-    code = 0
-    for op in ops:
-        code = code * len(OPS) + OPS.index(op)
-    return code
 
 
 @dataclass(frozen=True)
@@ -95,7 +56,7 @@ class Nb201Table:
 
 def default_path() -> Path:
     """Where the shipped table lies (inside the installed package)."""
-    return Path(__file__).parent / "data" / "nb201" / DATA_FILE
+    return Path(__file__).parent / "data" / DATA_FILE
 
 
 def load_table(path: str | Path | None = None) -> Nb201Table:

@@ -6,7 +6,8 @@
 The controller and evolution settings come from a search config (default
 ``configs/nb201-cifar10.yaml``, the file a real ``nb201`` search uses); ``--set`` changes
 them the way ``rlnas search --set`` does. The run is logged to MLflow as one parent run
-(params, summary metrics, ``results.json``, ``table.md`` and ``config.yaml``).
+(params, summary metrics, ``results.json``, ``table.md`` and ``config.yaml``), written by
+:mod:`rlnas.tracking.bench_log`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from rlnas.config import TrackingConfig, dump_yaml, load_config, to_dict
 from rlnas.errors import ConfigError
+from rlnas.nb201.bench import BenchSettings, format_table, run_bench
+from rlnas.nb201.evaluator import PROTOCOL_NOTE
+from rlnas.tracking import connect, flatten, normalize_uri
+from rlnas.tracking.bench_log import log_bench_run
 
 DEFAULT_CONFIG = "configs/nb201-cifar10.yaml"
 
@@ -83,10 +89,6 @@ def _config_path(path: str | None) -> Path:
 
 
 def run_nb201(args: argparse.Namespace) -> int:
-    from rlnas.bench.nb201 import BenchSettings, format_table, run_bench
-    from rlnas.config import TrackingConfig, load_config
-    from rlnas.evaluators.table import PROTOCOL_NOTE
-
     config_path = _config_path(args.config)
     cfg = load_config(config_path, args.set)
     if cfg.space != "nb201" or cfg.task.name != "nb201":
@@ -108,8 +110,6 @@ def run_nb201(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: folder {str(out.parent)!r} does not exist.")
     uri = None
     if not args.no_track:  # check the store before the work, not after
-        from rlnas.tracking import connect, normalize_uri
-
         uri = normalize_uri(
             args.tracking_uri or TrackingConfig(uri=cfg.tracking.uri).resolved_uri()
         )
@@ -142,50 +142,30 @@ def run_nb201(args: argparse.Namespace) -> int:
 
 def log_bench(uri, experiment, cfg, settings, results, table, walls, wall) -> str:
     """Log the whole benchmark as ONE MLflow run (never one run per look-up)."""
-    from mlflow.entities import Metric, Param
-
-    from rlnas.config import dump_yaml, to_dict
-    from rlnas.tracking import connect, experiment_id, flatten
-
-    client = connect(uri)
-    exp = experiment_id(client, experiment, uri)
-    run = client.create_run(
-        exp,
+    params = {
+        "bench.dataset": settings.dataset,
+        "bench.strategies": ",".join(settings.strategies),
+        "bench.seeds": str(settings.seeds),
+        "bench.first_seed": str(settings.first_seed),
+        "bench.budgets": ",".join(settings.labels),
+        "bench.workers": str(settings.workers),
+        "bench.reward": "200-epoch test accuracy (no full validation column)",
+    }
+    sections = {k: v for k, v in to_dict(cfg).items() if k in ("controller", "evolution", "search")}
+    params.update(flatten(sections))
+    metrics = {"bench/wall_seconds": wall}
+    metrics.update({f"{k}/process_seconds": v for k, v in walls.items()})
+    for name, per_label in results.items():
+        for label, r in per_label.items():
+            for key in ("mean", "std", "queries_mean"):
+                metrics[f"{name}/{label}/{key}"] = float(r[key])
+    return log_bench_run(
+        uri,
+        experiment,
         run_name=f"bench-nb201-{settings.dataset}",
         tags={"rlnas.kind": "bench", "rlnas.benchmark": "nb201", "rlnas.dataset": settings.dataset},
+        params=params,
+        metrics=metrics,
+        dicts={"results.json": results},
+        texts={"table.md": table + "\n", "config.yaml": dump_yaml(cfg)},
     )
-    run_id = run.info.run_id
-    try:
-        params = {
-            "bench.dataset": settings.dataset,
-            "bench.strategies": ",".join(settings.strategies),
-            "bench.seeds": str(settings.seeds),
-            "bench.first_seed": str(settings.first_seed),
-            "bench.budgets": ",".join(settings.labels),
-            "bench.workers": str(settings.workers),
-            "bench.reward": "200-epoch test accuracy (no full validation column)",
-        }
-        sections = {
-            k: v for k, v in to_dict(cfg).items() if k in ("controller", "evolution", "search")
-        }
-        params.update(flatten(sections))
-        now = int(time.time() * 1000)
-        metrics = [Metric("bench/wall_seconds", wall, now, 0)]
-        metrics += [Metric(f"{k}/process_seconds", v, now, 0) for k, v in walls.items()]
-        for name, per_label in results.items():
-            for label, r in per_label.items():
-                for key in ("mean", "std", "queries_mean"):
-                    metrics.append(Metric(f"{name}/{label}/{key}", float(r[key]), now, 0))
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            client.log_batch(run_id, params=items[i : i + 100])
-        for i in range(0, len(metrics), 500):
-            client.log_batch(run_id, metrics=metrics[i : i + 500])
-        client.log_dict(run_id, results, "results.json")
-        client.log_text(run_id, table + "\n", "table.md")
-        client.log_text(run_id, dump_yaml(cfg), "config.yaml")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
