@@ -15,8 +15,6 @@ depend on the state, so it is computed per token once (:func:`input_table`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 
@@ -41,16 +39,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-class Cache(NamedTuple):
-    """What one step keeps for the backward pass."""
-
-    h_prev: np.ndarray
-    c_prev: np.ndarray
-    i: np.ndarray
-    f: np.ndarray
-    g: np.ndarray
-    o: np.ndarray
-    tanh_c: np.ndarray
+Cache = tuple[np.ndarray, ...]
+"""What one step keeps for the backward pass: ``h_prev, c_prev, i, f, g, o, tanh(c)``."""
 
 
 def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, recurrent: np.ndarray):
@@ -58,11 +48,12 @@ def step(x: np.ndarray, h: np.ndarray, c: np.ndarray, recurrent: np.ndarray):
     (``..., H``); works on one vector or a batch. Returns ``h', c'`` and the step's cache."""
     z = x + h @ recurrent
     n = h.shape[-1]
-    i, f, o = (sigmoid(z[..., k * n : (k + 1) * n]) for k in (0, 1, 3))
+    gates = sigmoid(z)  # one call for i, f and o (its g quarter is not used)
+    i, f, o = gates[..., :n], gates[..., n : 2 * n], gates[..., 3 * n :]
     g = np.tanh(z[..., 2 * n : 3 * n])
     c_next = f * c + i * g
     tanh_c = np.tanh(c_next)
-    return o * tanh_c, c_next, Cache(h, c, i, f, g, o, tanh_c)
+    return o * tanh_c, c_next, (h, c, i, f, g, o, tanh_c)
 
 
 def forward(x: np.ndarray, recurrent: np.ndarray) -> tuple[np.ndarray, list[Cache]]:

@@ -1,23 +1,15 @@
 """REINFORCE with an LSTM controller (Zoph & Le 2017; ENAS, Pham et al. 2018), in one file.
 
-Read top to bottom: the settings, sampling, then the update.
-
-* **Policy** (:mod:`rlnas.strategies.policy`): an LSTM reads the previous decision's choice
-  and a softmax head per decision gives that decision's probabilities. Choices a space masks
-  (or that would only lead to architectures already proposed: :mod:`rlnas.strategies.unseen`)
-  get probability zero.
-* **Sampling** steps the LSTM one decision at a time, as the space declares them.
-* **Update.** After ``batch_size`` rewards, Adam takes ``updates_per_batch`` steps on
-  ``-mean(advantage * sum log p) - entropy_weight * mean(entropy)``, where the advantage is
-  ``2 q - 1`` for a reward at quantile ``q`` of the recent rewards (or, with ``advantage:
-  baseline``, the reward minus an exponential-moving-average baseline, optionally divided by
-  the running spread of rewards), plus ``elite_weight`` times the log-likelihood of the best
-  architectures found so far (priority-queue training, Abolafia et al. 2018).
-
-Everything runs in NumPy: the policy is so small that a framework call per step would cost
-more than the computation (the LSTM: :mod:`rlnas.strategies.lstm`; Adam:
-:mod:`rlnas.strategies.adam`). A saved controller is a Keras weights file of the same
-network (:mod:`rlnas.strategies.keras_policy`).
+Read top to bottom: the settings, sampling, then the update. The policy
+(:mod:`rlnas.strategies.policy`) is an LSTM that reads the previous decision's choice, with a
+softmax head per decision; sampling steps it one decision at a time as the space declares
+them. After ``batch_size`` rewards, Adam takes ``updates_per_batch`` steps on
+``-mean(advantage * sum log p) - entropy_weight * mean(entropy)``, where the advantage is
+``2 q - 1`` for a reward at quantile ``q`` of the recent rewards (or, with ``advantage:
+baseline``, the reward minus an exponential-moving-average baseline, optionally divided by
+the running spread of rewards), plus ``elite_weight`` times the log-likelihood of the best
+architectures found so far (priority-queue training, Abolafia et al. 2018). All in NumPy:
+the policy is so small that a framework call per step would cost more than the computation.
 """
 
 from __future__ import annotations
@@ -244,14 +236,12 @@ class ReinforceController(Strategy):
 
     def fault(self, what: str, update: int) -> StrategyFault:
         """The error for non-finite weights or probabilities, naming the setting to change."""
-        cfg = self.config
+        cfg, when = self.config, "at" if what == "weights" else "after"
+        fix = f"lower `controller.learning_rate` (got {cfg.learning_rate!r})" + (
+            " or set `controller.grad_clip_norm`" if cfg.grad_clip_norm is None else ""
+        )
         if update == 0:
             fix = f"lower `controller.init_range` (got {cfg.init_range!r})"
-        else:
-            fix = f"lower `controller.learning_rate` (got {cfg.learning_rate!r})"
-            if cfg.grad_clip_norm is None:
-                fix += " or set `controller.grad_clip_norm`"
-        when = "at" if what == "weights" else "after"
         return StrategyFault(
             f"the controller's {what} became non-finite {when} update {update}; {fix}."
         )
