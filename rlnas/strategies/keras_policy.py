@@ -10,22 +10,18 @@ head's raw outputs at every step (``(batch, decisions, total choices)``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import keras
 import numpy as np
 
-if TYPE_CHECKING:
-    from rlnas.strategies.reinforce import LSTMPolicy
 
-
-def build(policy: LSTMPolicy) -> keras.Model:
-    """A Keras model with the policy's layout (its weights still Keras's initial ones)."""
-    embedding = keras.layers.Embedding(policy.n_tokens, policy.hidden_size)
-    cell = keras.layers.LSTMCell(policy.hidden_size, unit_forget_bias=False)
-    head = keras.layers.Dense(policy.shapes[-1][0])
+def build(n_tokens: int, hidden_size: int, n_steps: int, n_outputs: int) -> keras.Model:
+    """A Keras model of the policy's layout (:class:`~rlnas.strategies.policy.LSTMPolicy`:
+    token count, LSTM units, decisions, head outputs); its weights are still Keras's own."""
+    embedding = keras.layers.Embedding(n_tokens, hidden_size)
+    cell = keras.layers.LSTMCell(hidden_size, unit_forget_bias=False)
+    head = keras.layers.Dense(n_outputs)
     rnn = keras.layers.RNN(cell, return_sequences=True, unroll=True)
-    tokens = keras.Input((policy.n_steps,), dtype="int32")
+    tokens = keras.Input((n_steps,), dtype="int32")
     return keras.Model(tokens, head(rnn(embedding(tokens))))
 
 

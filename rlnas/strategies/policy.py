@@ -14,15 +14,20 @@ Keras weights file (:mod:`rlnas.strategies.keras_policy`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from rlnas.space import Decision, Sample
 from rlnas.strategies import lstm
 
-if TYPE_CHECKING:
-    from rlnas.strategies.reinforce import ReinforceConfig
+
+class Settings(Protocol):
+    """What the policy reads of its settings (``ReinforceConfig`` has them)."""
+
+    hidden_size: int
+    init_range: float
+    tanh_constant: float | None
 
 
 class LSTMPolicy:
@@ -34,7 +39,7 @@ class LSTMPolicy:
     "inactive"), and head columns ``offset[t] .. offset[t] + n_t - 1``.
     """
 
-    def __init__(self, signature: tuple[Decision, ...], config: ReinforceConfig, seed: int):
+    def __init__(self, signature: tuple[Decision, ...], config: Settings, seed: int):
         self.signature = signature
         sizes = np.array([len(d.choices) for d in signature])
         self.n_steps = len(signature)
@@ -171,7 +176,8 @@ class LSTMPolicy:
         from rlnas.strategies import keras_policy  # Keras only when asked for
 
         if self._model is None:
-            self._model = keras_policy.build(self)
+            n_out = self.shapes[-1][0]
+            self._model = keras_policy.build(self.n_tokens, self.hidden_size, self.n_steps, n_out)
         keras_policy.assign(self._model, self.weights)
         return self._model
 
