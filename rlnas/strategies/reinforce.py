@@ -139,6 +139,7 @@ class Episode:
         self.open: list[tuple[bool, ...]] = []  # per drawn decision, the choices still open
 
     def choose(self, decision: Decision, allowed: tuple[bool, ...]) -> int:
+        """Step the LSTM up to ``decision`` and draw its choice among ``allowed``."""
         p, ctl = self.policy, self.controller
         while self.t < decision.step:  # decisions skipped as inactive
             self.h, self.c = p.step(self.token, self.h, self.c)
