@@ -314,7 +314,7 @@ class Search:
                 number=number,
                 sample=sample,
                 seed=self.child_seed(number),
-                controller_step=getattr(self.strategy, "step", 0),
+                controller_step=self.strategy.step,
             )
             self.trials.append(trial)
             earlier = self.cache.get(sample.architecture.hash)

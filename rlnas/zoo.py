@@ -46,6 +46,7 @@ from typing import Any
 import rlnas
 from rlnas.errors import ConfigError, ControllerError
 from rlnas.space import Decision, Space
+from rlnas.strategies.base import Strategy
 from rlnas.strategies.reinforce import LSTMPolicy, ReinforceConfig, ReinforceController
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,9 @@ class ControllerCard:
         return card
 
 
-def can_save(strategy: object) -> bool:
+def can_save(strategy: Strategy) -> bool:
     """Whether ``strategy`` has a policy to save (the REINFORCE controller)."""
-    return isinstance(strategy, ReinforceController)
+    return strategy.can_save
 
 
 def controller_dir(name: str, root: str | Path = ROOT) -> Path:
@@ -384,6 +385,21 @@ def load_controller(
     controller = ReinforceController(space, config, seed=seed, unique=unique)
     warm_start(controller, source, tracking_uri=tracking_uri)
     return controller
+
+
+def keras_model(source: str, *, tracking_uri: str | None = None):
+    """A saved controller's policy as a plain Keras model (token sequence in, the heads' raw
+    outputs at every step out; see :mod:`rlnas.strategies.keras_policy`), to look inside or
+    to keep as a ``.keras`` file that ``keras.saving.load_model`` reads::
+
+        zoo.keras_model("controllers/nb201-cifar10").save("policy.keras")
+    """
+    with _local_folder(source, tracking_uri) as folder:
+        card = read_card(folder)
+        shape = ReinforceConfig(hidden_size=card.controller["hidden_size"])
+        policy = LSTMPolicy(card.signature(), shape, seed=0)
+        _load_weights(policy, folder / WEIGHTS)
+    return policy.keras_model()
 
 
 @contextlib.contextmanager

@@ -152,3 +152,67 @@ def test_learns_better_than_random_search_on_a_toy_reward():
         runs = [run_search(make(GridSpace(), seed=s), children=120) for s in range(10)]
         best[make.name] = np.mean([r.best.reward for r in runs])
     assert best["rea"] >= best["random"] + 0.25, best
+
+
+class Stubborn(RandomSearch):
+    """A strategy whose chooser ignores the exhausted branches it is shown: always the
+    first choice the space allows."""
+
+    name = "stubborn"
+
+    def ask(self):
+        return self._draw(lambda decision, allowed: 0)
+
+
+def test_a_chooser_that_keeps_returning_proposed_architectures_stops_with_an_error():
+    from rlnas.strategies import StrategyFault
+
+    class One(Space):
+        name = "one"
+
+        def declare(self, d):
+            return d.choice("a", [1, 2]), d.choice("b", [3, 4])
+
+    strategy = Stubborn(One(), seed=0)
+    first = strategy.ask()
+    with pytest.raises(StrategyFault, match=r"decision `b`: the chooser returned index 0, a"):
+        strategy.ask()
+    assert dict(first.architecture) == {"a": 1, "b": 3}
+
+
+def test_capabilities_are_declared_on_the_base_class():
+    """``step``, ``reset``/``can_reset`` and ``can_save`` have defaults on ``Strategy``; the
+    search, the bench and the zoo read them instead of probing the object."""
+    from rlnas import zoo
+    from rlnas.strategies import Strategy
+    from rlnas.strategies.reinforce import ReinforceController
+
+    class Plain(Strategy):
+        name = "plain"
+
+        def ask(self):
+            return self._draw(self._random_choice)
+
+        def tell(self, sample, reward):
+            return None
+
+    space = GridSpace()
+    plain = Plain(space)
+    assert plain.step == 0 and not plain.can_reset and not plain.can_save
+    with pytest.raises(NotImplementedError, match="strategy `plain` cannot reset"):
+        plain.reset(1)
+    assert plain.state_dict().keys() == {"rng"}
+    assert RandomSearch.can_reset and RegularizedEvolution.can_reset
+    assert ReinforceController.can_reset and ReinforceController.can_save
+    assert not zoo.can_save(RandomSearch(space)) and not zoo.can_save(plain)
+    random = RandomSearch(space, seed=3)
+    first = [random.ask().architecture for _ in range(5)]
+    random.reset(3)
+    assert [random.ask().architecture for _ in range(5)] == first
+    assert search_steps(ReinforceController(space, seed=0)) == [0, 0, 1, 1]
+
+
+def search_steps(controller) -> list[int]:
+    """The ``controller_step`` the search records per child (batch_size 2: 0, 0, 1, 1)."""
+    result = Search(controller, InlineExecutor(GridEvaluator()), Budget(children=4), 0).run()
+    return [t.controller_step for t in result.trials]

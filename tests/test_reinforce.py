@@ -53,11 +53,11 @@ def test_config_checks_state_the_rule():
 def test_updates_move_the_policy_after_reset(controller):
     """Regression: reset must leave Adam able to move the weights (fresh moments and steps)."""
     controller.reset(1)
-    assert controller.adam_t == 0 and all(not m.any() for m in controller.adam_m)
+    assert controller.optimizer.t == 0 and all(not m.any() for m in controller.optimizer.m)
     before = [w.numpy().copy() for w in controller.keras_model.weights]
     drive(controller, controller.config.batch_size)
     after = [w.numpy() for w in controller.keras_model.weights]
-    assert controller.step == 1 and controller.adam_t == 1
+    assert controller.step == 1 and controller.optimizer.t == 1
     assert max(float(np.abs(a - b).max()) for a, b in zip(after, before)) > 1e-4
 
 
@@ -174,3 +174,71 @@ def test_learns_better_than_random_search_on_a_toy_reward(space, controller):
         ours.append(best(controller))
         baseline.append(best(RandomSearch(space, seed=seed)))
     assert np.mean(ours) >= np.mean(baseline) + 0.2, (np.mean(ours), np.mean(baseline))
+
+
+def unchecked(config: ReinforceConfig, **values) -> ReinforceConfig:
+    """``config`` with values its bounds may refuse up front: the controller must still stop
+    cleanly if such a value gets through."""
+    for name, value in values.items():
+        object.__setattr__(config, name, value)
+    return config
+
+
+@pytest.mark.parametrize("rate", [float("inf"), 1e30])
+def test_a_diverging_controller_stops_the_search_with_one_line(space, rate):
+    """Weights that become non-finite (or too large for float32 sampling) stop the search
+    within a few updates, naming the setting; the saved state keeps finite weights."""
+    from rlnas.strategies import StrategyFault
+
+    cfg = unchecked(ReinforceConfig(hidden_size=16), learning_rate=rate)
+    controller = ReinforceController(space, cfg, seed=0)
+    search = Search(controller, InlineExecutor(GridEvaluator()), Budget(children=200), 0)
+    result = search.run()
+    assert result.stopped == "aborted" and len(result.trials) <= 3 * cfg.batch_size
+    assert "non-finite" in result.message and "\n" not in result.message
+    assert f"lower `controller.learning_rate` (got {rate!r})" in result.message
+    state = search.state_dict()["strategy"]
+    assert all(np.isfinite(w).all() for w in state["weights"])
+    with pytest.raises(StrategyFault, match="controller.learning_rate"):
+        controller.ask()
+
+
+def test_non_finite_probabilities_name_the_initial_range(space):
+    from rlnas.strategies import StrategyFault
+
+    controller = ReinforceController(space, ReinforceConfig(hidden_size=8), seed=0)
+    controller.policy.weights = [w * np.float32(np.nan) for w in controller.policy.weights]
+    with pytest.raises(StrategyFault, match=r"probabilities became non-finite after update 0; "):
+        controller.ask()
+
+
+def test_redraws_of_proposed_architectures_are_capped(space, monkeypatch):
+    """A resumed controller redraws what was proposed before it knew; a sampler that only
+    ever meets proposed architectures ends with an error instead of spinning."""
+    from rlnas.strategies import StrategyFault
+    from rlnas.strategies.reinforce import Episode
+
+    controller = ReinforceController(space, ReinforceConfig(hidden_size=8), seed=0)
+    proposed = [controller.ask().architecture for _ in range(5)]
+    controller.mark_seen(proposed)
+    calls = []
+    original = Episode.finish
+    monkeypatch.setattr(Episode, "finish", lambda self, plain: calls.append(1) or None)
+    with pytest.raises(StrategyFault, match="drew 6 architectures in a row"):
+        controller.ask()
+    assert len(calls) == 6
+    monkeypatch.setattr(Episode, "finish", original)
+    assert controller.ask().architecture not in proposed
+
+
+def test_a_fully_proposed_space_is_exhausted_at_once(toy_space):
+    from rlnas.strategies import SpaceExhausted
+
+    every, random = [], RandomSearch(toy_space, seed=0)
+    with pytest.raises(SpaceExhausted):
+        while True:
+            every.append(random.ask().architecture)
+    controller = ReinforceController(toy_space, ReinforceConfig(hidden_size=8), seed=0)
+    controller.mark_seen(every)
+    with pytest.raises(SpaceExhausted):
+        controller.ask()

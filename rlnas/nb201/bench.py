@@ -178,7 +178,7 @@ def _searcher(cfg: Config, name: str, space, evaluator) -> Callable[[int, Budget
 
     def search(seed: int, budget: Budget) -> list[Trial]:
         nonlocal strategy
-        if strategy is None or not hasattr(strategy, "reset"):
+        if strategy is None or not strategy.can_reset:
             strategy = factory.make_strategy(replace(cfg, strategy=name, seed=seed), space)
         else:
             strategy.reset(seed)

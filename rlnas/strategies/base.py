@@ -14,16 +14,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from rlnas.errors import RlnasError
+from rlnas.errors import RlnasError, SearchAborted
 from rlnas.space import Architecture, Chooser, Decision, Sample, Space
 
 
 class SpaceExhausted(RlnasError):
     """Every architecture of the space has been proposed; the search ends normally."""
+
+
+class StrategyFault(SearchAborted):
+    """The strategy cannot go on (its policy became non-finite, its sampling is stuck).
+
+    Fatal: the search stops cleanly with its state saved; the message names the setting to
+    change.
+    """
 
 
 class _Node:
@@ -63,10 +71,16 @@ class SeenTrie:
             node = path[-1]
             node.n_open = sum(allowed)
             full = [i for i, child in node.children.items() if child.full]
+            open_ = allowed
             if full:
-                allowed = tuple(ok and i not in full for i, ok in enumerate(allowed))
-            narrowed.append(allowed)
-            index = choose(decision, allowed)
+                open_ = tuple(ok and i not in full for i, ok in enumerate(allowed))
+            narrowed.append(open_)
+            index = choose(decision, open_)
+            if index in full and allowed[index]:  # (the space reports its own mask's breaches)
+                raise StrategyFault(
+                    f"decision `{decision.name}`: the chooser returned index {index}, a branch "
+                    "whose architectures were all proposed already (it must respect the mask)."
+                )
             path.append(node.children.setdefault(index, _Node()))
             return index
 
@@ -99,9 +113,20 @@ class SeenTrie:
 
 
 class Strategy(ABC):
-    """Base class: holds the space, a seeded generator and the trie of proposed paths."""
+    """Base class: holds the space, a seeded generator and the trie of proposed paths.
+
+    Optional capabilities are declared here with their defaults, so that callers ask
+    ``strategy.can_reset`` rather than probing the object: :attr:`step` (policy updates so
+    far), :meth:`reset` (with :attr:`can_reset`), saving the policy (:attr:`can_save`) and
+    the checkpoint state (:meth:`state_dict`, :meth:`load_state_dict`).
+    """
 
     name = "strategy"
+    can_reset: ClassVar[bool] = False
+    """Whether :meth:`reset` is implemented."""
+    can_save: ClassVar[bool] = False
+    """Whether the strategy has a policy that :mod:`rlnas.zoo` can save (REINFORCE)."""
+    _step = 0
 
     def __init__(self, space: Space, *, seed: int = 0, unique: bool = True) -> None:
         self.space = space
@@ -119,6 +144,20 @@ class Strategy(ABC):
 
         Returns the update's metrics when this call triggered a learning update.
         """
+
+    @property
+    def step(self) -> int:
+        """Number of policy updates so far (0 for a strategy that does not learn)."""
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step = int(value)
+
+    def reset(self, seed: int) -> None:
+        """Start afresh, exactly as a new strategy with this seed would (the benchmark runs
+        hundreds of seeds with one strategy); only where :attr:`can_reset` is true."""
+        raise NotImplementedError(f"strategy `{self.name}` cannot reset; build a new one.")
 
     def _draw(self, choose: Chooser) -> Sample:
         if self.seen is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rlnas.errors import require
 from rlnas.space import Decision, Sample, Space
@@ -50,6 +50,7 @@ class RegularizedEvolution(Strategy):
     """Aging evolution: random start, tournament selection, one-decision mutation."""
 
     name = "rea"
+    can_reset: ClassVar[bool] = True
 
     def __init__(
         self,
