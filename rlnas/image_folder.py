@@ -16,6 +16,7 @@ files of each sorted by folder and name), so the splits are those Keras's reader
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def decode_images(files: list[Path], size: tuple[int, int]) -> np.ndarray:
         try:
             img = tf.io.decode_image(data, channels=3, expand_animations=False)
         except (tf.errors.OpError, ValueError) as exc:
-            detail = " ".join(str(getattr(exc, "message", exc)).split())[:120]
+            detail = re.sub(r"\{\{.*?\}\}", "", str(getattr(exc, "message", exc)))
+            detail = " ".join(detail.split())[:120]
             raise DataError(
                 f"task.path: image {str(path)!r} cannot be decoded ({detail}); expected a "
                 "complete BMP, GIF, JPEG or PNG file (re-save it or remove it)."

@@ -117,7 +117,8 @@ def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
     ):
         raise DataError(f"{where}: features must be real numbers, got dtype {x.dtype}.")
     if np.issubdtype(x.dtype, np.floating):
-        bad = ~(np.abs(x) <= F32_MAX)  # NaN, inf and what float32 would turn into inf
+        # NaN, inf and (for wider floats) what float32 would turn into inf
+        bad = ~np.isfinite(x) if x.itemsize <= 4 else ~(np.abs(x) <= F32_MAX)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             big = np.isfinite(x[bad]).any()
