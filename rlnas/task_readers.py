@@ -105,11 +105,17 @@ def keras_dataset_dirs() -> list[Path]:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+        ndim = data[3]
+        shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except Exception as exc:  # any damage in the file: one line naming it
+        raise DataError(
+            f"task fashion_mnist: {str(path)!r} is not a gzipped IDX file ({_short(exc)}); "
+            "expected the files of dataset-fashion-mnist."
+        ) from None
 
 
 def fashion_mnist(cfg: TaskConfig) -> RawData:
@@ -139,8 +145,15 @@ def mnist(cfg: TaskConfig) -> RawData:
     paths = [d / "mnist.npz" for d in keras_dataset_dirs()]
     for p in paths:
         if p.is_file():
-            with np.load(p, allow_pickle=False) as f:
-                x, y, xt, yt = f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+            arrays = _read_npz(p, f"task mnist: {str(p)!r}")
+            keys = ("x_train", "y_train", "x_test", "y_test")
+            if not set(keys) <= set(arrays):
+                raise DataError(
+                    f"task mnist: {str(p)!r} has arrays {sorted(arrays)}; expected "
+                    + ", ".join(keys)
+                    + "."
+                )
+            x, y, xt, yt = (arrays[k] for k in keys)
             scale = np.float32(255)
             source = f"MNIST (LeCun et al. 1998) from the Keras cache {p}"
             return RawData(

@@ -447,3 +447,17 @@ def test_keras_cache_is_the_users_own(tmp_path, monkeypatch):
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert task_readers.keras_dataset_dirs() == [tmp_path / ".keras" / "datasets"]
+
+
+def test_damaged_keras_cache_files_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(task_readers, "FASHION_DIRS", ())
+    cache = tmp_path / "datasets"
+    (cache / "fashion-mnist").mkdir(parents=True)
+    (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short")
+    for name in task_readers.FASHION_FILES:
+        (cache / "fashion-mnist" / name).write_bytes(b"not gzip")
+    with pytest.raises(DataError, match=r"task mnist: '.*mnist\.npz' is not a readable \.npz"):
+        load_task(TaskConfig(name="mnist"))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz' is not a gzipped IDX"):
+        load_task(TaskConfig(name="fashion_mnist"))
