@@ -51,6 +51,9 @@ SET_ABUSE = [
     "task=", "task.name.deeper=1", "a" * 300 + "=1", "controller.from=../../etc", "\x00=1",
     "search.children=-5", "executor.workers=99999999", "tracking.uri=bogus://nowhere",
 ]  # fmt: skip
+SUSPICIOUS = re.compile(r"empty file|duplicate|=(inf|-inf|nan|-1|\d{10,}|\d?e[-+]?\d{3}|'')")
+"""Accepted input that is probably wrong (non-finite, negative, huge or tiny numbers, empty
+files, duplicate keys)."""
 TF_NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} )")
 
 
@@ -90,6 +93,7 @@ def mutate_config(rng: random.Random, bases: list[Path], folder: Path, i: int):
     kind = rng.choice(["value"] * 6 + ["bytes", "keys", "set", "empty"])
     overrides: list[str] = []
     if kind == "value":
+        changed = []
         for _ in range(rng.choice([1, 1, 2, 3])):
             key = rng.choice(leaves(resolved))
             value = rng.choice(BAD_VALUES)
@@ -100,7 +104,8 @@ def mutate_config(rng: random.Random, bases: list[Path], folder: Path, i: int):
                     data[part] = {"name": data[part]}
                     node = data[part]
             node[key.split(".")[-1]] = value
-        desc = f"{base.name}: {key}={value!r}"[:120]
+            changed.append(f"{key}={value!r}"[:60])
+        desc = f"{base.name}: {', '.join(changed)}"
         path.write_text(yaml.safe_dump(data, allow_unicode=True))
     elif kind == "bytes":
         text = base.read_text()
@@ -284,6 +289,9 @@ def report(title: str, outcomes: Counter, examples: dict[str, list[str]], extra:
     parts = ", ".join(f"{k} {outcomes.get(k, 0)}" for k in
                       ("clean", "accepted", "traceback", "hang", "unclear", "wrong"))  # fmt: skip
     print(f"{title}: {total} cases: {parts}{extra}")
+    odd = [x for x in examples.get("accepted", []) if SUSPICIOUS.search(x.split(" -> ")[0])]
+    for line in odd[:8]:
+        print(f"  accepted, worth a look: {line}")
     for kind in ("traceback", "hang", "unclear", "wrong"):
         seen: dict[str, str] = {}  # one example per distinct exception and config key
         for line in examples.get(kind, []):
