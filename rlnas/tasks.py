@@ -14,6 +14,13 @@ default), of the training part when the data set brought its own test split. A
 ``train_subset`` keeps a stratified subset of what remains for training. Every split is seeded
 with ``cfg.split_seed`` only, so searches with different seeds see the same data.
 
+Rules every data set must meet (refused below them with one line, before any training):
+finite features that fit float32, at least one feature per example, one class label per
+example (integers, integer-valued floats, booleans or strings; never NaN/inf or a fraction),
+at least 2 classes, every split non-empty, and every class with at least
+:data:`MIN_TRAIN_PER_CLASS` examples in the training split (before ``train_subset``).
+Messages start with the file (``task.path '...'``) for the user's own data.
+
 The readers of the data sets (all offline, never downloading) are in
 :mod:`rlnas.task_readers`.
 """
@@ -30,6 +37,10 @@ from rlnas.errors import ConfigError, DataError
 from rlnas.task_readers import READERS, RawData
 
 log = logging.getLogger(__name__)
+
+MIN_TRAIN_PER_CLASS = 2
+"""Fewest training examples of any class (a class seen once cannot be learnt, only recalled)."""
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -80,30 +91,88 @@ def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
 
 # -- checks ---------------------------------------------------------------------------------
 def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
-    """Raise :class:`DataError` unless ``x``/``y`` pair up and ``x`` is finite."""
+    """Raise :class:`DataError` unless ``x``/``y`` pair up, ``x`` holds finite numbers that
+    fit float32 with at least one per example, and ``y`` holds one class label per row."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise DataError(f"{where}: labels must be 1-D (one class per example), got {y.shape}.")
+        hint = "; one-hot labels: save y.argmax(axis=1)" if y.ndim == 2 else ""
+        raise DataError(
+            f"{where}: labels must be 1-D (one class per example), got {y.shape}{hint}."
+        )
     if len(x) != len(y):
         raise DataError(
             f"{where}: features have {len(x)} rows but labels have {len(y)}; expected one "
             "label per row."
         )
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+    if len(x) == 0:
+        raise DataError(f"{where}: no examples (0 rows); expected at least one per class.")
+    if x.size == 0:
+        raise DataError(
+            f"{where}: examples of shape {x.shape[1:]} hold no values; expected at least "
+            "one feature per example (no axis of size 0)."
+        )
+    if x.dtype != bool and (
+        not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)
+    ):
         raise DataError(f"{where}: features must be real numbers, got dtype {x.dtype}.")
     if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x)
+        # NaN, inf and (for wider floats) what float32 would turn into inf
+        bad = ~np.isfinite(x) if x.itemsize <= 4 else ~(np.abs(x) <= F32_MAX)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
+            big = np.isfinite(x[bad]).any()
             raise DataError(
                 f"{where}: features hold {int(bad.sum())} NaN/inf values (first in row "
-                f"{row}); expected finite numbers."
+                f"{row}); expected finite numbers"
+                + (f" within float32's range (|x| <= {F32_MAX:.3g})." if big else ".")
             )
+    check_labels(y, where)
+
+
+def check_labels(y: np.ndarray, where: str) -> None:
+    """Raise :class:`DataError` unless ``y`` holds class labels: integers, booleans, strings
+    or integer-valued finite floats."""
+    kind = y.dtype.kind
+    if kind in "biuUS":
+        return
+    if kind == "f":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: labels hold {int(bad.sum())} NaN/inf values (first in row {row}); "
+                "expected a class label for every example."
+            )
+        frac = y != np.round(y)
+        if frac.any():
+            row = int(np.flatnonzero(frac)[0])
+            raise DataError(
+                f"{where}: label {y[row].item()!r} in row {row} is not a whole number; "
+                "expected class labels (integers or strings; rlnas classifies, it does not "
+                "regress)."
+            )
+        return
+    raise DataError(
+        f"{where}: labels of dtype {y.dtype} are not class labels; expected integers or strings."
+    )
+
+
+def _decode(values: np.ndarray, what: str) -> np.ndarray:
+    """Bytes (``S`` dtype) as UTF-8 text; everything else as it is."""
+    if values.dtype.kind != "S":
+        return values
+    try:
+        return np.char.decode(values, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{what} are bytes that are not UTF-8 ({exc.reason} at byte {exc.start}); "
+            "expected UTF-8 text or integers."
+        ) from None
 
 
 def _encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    y = raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y
+    y = _decode(raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y, f"{where}: labels")
     classes, y_int = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise DataError(
@@ -113,12 +182,18 @@ def _encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | N
     y_test = None
     if raw.y_test is not None:
         yt = raw.y_test.reshape(-1) if raw.y_test.ndim == 2 else raw.y_test
+        yt = _decode(yt, f"{where}: y_test")
+        if yt.dtype.kind != classes.dtype.kind and {yt.dtype.kind, classes.dtype.kind} & {"U"}:
+            raise DataError(
+                f"{where}: y_test holds {yt.dtype} labels but y holds {classes.dtype}; expected "
+                "the same kind of labels."
+            )
         pos = np.searchsorted(classes, yt).clip(0, len(classes) - 1)
         unknown = classes[pos] != yt
         if unknown.any():
             raise DataError(
-                f"y_test: label {yt[unknown][0].item()!r} never occurs in the training labels "
-                f"{classes[:10].tolist()}; expected the same classes."
+                f"{where}: y_test: label {yt[unknown][0].item()!r} never occurs in the "
+                f"training labels {classes[:10].tolist()}; expected the same classes."
             )
         y_test = pos.astype(np.int32)
     names = raw.class_names
@@ -153,16 +228,30 @@ def stratified_take(y: np.ndarray, n_take: int, rng: np.random.Generator):
     return picked, rest
 
 
+def _check_per_class(y, train, names, where: str, cfg: TaskConfig) -> None:
+    counts = np.bincount(y[train], minlength=len(names))
+    if counts.min() < MIN_TRAIN_PER_CLASS:
+        c = int(counts.argmin())
+        raise DataError(
+            f"{where}: class {names[c]!r} has {counts[c]} in the training split "
+            f"({int((y == c).sum())} in all); expected at least {MIN_TRAIN_PER_CLASS} examples "
+            "per class there: add examples of it or lower validation_fraction/test_fraction "
+            f"({cfg.validation_fraction}/{cfg.test_fraction})."
+        )
+
+
 def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
-    check_arrays(raw.x, raw.y, f"{cfg.name} (training data)")
+    file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
+    where = f"{file}{cfg.name} (training data)"
+    check_arrays(raw.x, raw.y, where)
     if raw.x_test is not None:
-        check_arrays(raw.x_test, raw.y_test, f"{cfg.name} (test data)")
+        check_arrays(raw.x_test, raw.y_test, f"{file}{cfg.name} (test data)")
         if raw.x_test.shape[1:] != raw.x.shape[1:]:
             raise DataError(
-                f"x_test: examples of shape {raw.x_test.shape[1:]} differ from x's "
+                f"{file}x_test: examples of shape {raw.x_test.shape[1:]} differ from x's "
                 f"{raw.x.shape[1:]}; expected the same shape."
             )
-    y, y_test, names = _encode_labels(raw, f"{cfg.name} (training data)")
+    y, y_test, names = _encode_labels(raw, where)
     x = raw.x
     rng = np.random.default_rng(cfg.split_seed)
     n = len(y)
@@ -179,10 +268,11 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
         val, train = rest[val_pos], rest[train_pos]
     if len(val) < 1 or len(y_test) < 1 or len(np.unique(y[train])) < 2:
         raise DataError(
-            f"{cfg.name}: {n} examples are too few to split with validation_fraction="
+            f"{file}{cfg.name}: {n} examples are too few to split with validation_fraction="
             f"{cfg.validation_fraction} and test_fraction={cfg.test_fraction}; expected "
             "examples in every split and 2 classes or more in the training split."
         )
+    _check_per_class(y, train, names, where, cfg)
     if cfg.train_subset is not None:
         if cfg.train_subset < len(train):
             keep, _ = stratified_take(y[train], cfg.train_subset, rng)

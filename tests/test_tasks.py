@@ -241,3 +241,223 @@ def test_image_folder_without_images(tmp_path):
 def test_task_config_is_strict():
     with pytest.raises(Exception, match="task.name"):
         from_dict(TaskConfig, {"name": "digitz"}, "task")
+
+
+# -- bad data: every file a user gives, one line naming it ---------------------------------
+GOOD_X, GOOD_Y = np.zeros((40, 3)), np.arange(40) % 2
+
+
+@pytest.mark.parametrize(
+    ("arrays", "pattern"),
+    [
+        ({"x": np.zeros((40, 0)), "y": GOOD_Y},
+         r"examples of shape \(0,\) hold no values; expected at least one feature"),
+        ({"x": np.zeros((40, 3, 0)), "y": GOOD_Y}, r"hold no values"),
+        ({"x": np.zeros((0, 3)), "y": np.zeros(0, int)}, r"no examples \(0 rows\)"),
+        ({"x": GOOD_X, "y": np.where(np.arange(40) == 5, np.nan, GOOD_Y)},
+         r"labels hold 1 NaN/inf values \(first in row 5\); expected a class label"),
+        ({"x": GOOD_X, "y": np.where(np.arange(40) == 7, np.inf, GOOD_Y)}, r"labels hold 1 NaN"),
+        ({"x": GOOD_X, "y": GOOD_Y + 0.5}, r"label 0\.5 in row 0 is not a whole number"),
+        ({"x": GOOD_X, "y": np.eye(2)[GOOD_Y]},
+         r"labels must be 1-D .* got \(40, 2\); one-hot labels: save y\.argmax\(axis=1\)"),
+        ({"x": GOOD_X, "y": GOOD_Y.astype(complex)}, r"labels of dtype complex128 are not class"),
+        ({"x": np.full((40, 3), "a"), "y": GOOD_Y},
+         r"features must be real numbers, got dtype <U1"),
+        ({"x": np.full((40, 3), 1e300), "y": GOOD_Y},
+         r"120 NaN/inf values .* within float32's range"),
+        ({"x": GOOD_X, "y": np.array([b"\xff", b"a"] * 20)},
+         r"labels are bytes that are not UTF-8"),
+        ({"x": GOOD_X, "y": GOOD_Y, "class_names": np.array("ab")},
+         r"`class_names` has shape \(\) .* expected a 1-D array of names"),
+        ({"x_train": GOOD_X, "y_train": GOOD_Y}, r"has no array `x` .* Rename `x_train`\?"),
+        ({"x": GOOD_X, "y": GOOD_Y, "x_test": np.zeros((4, 3)), "y_test": np.array(["a"] * 4)},
+         r"y_test holds <U1 labels but y holds int64"),
+        ({"x": GOOD_X, "y": np.r_[np.zeros(39, int), 1]},
+         r"class '1' has 1 in the training split \(1 in all\); expected at least 2 examples"),
+    ],
+)  # fmt: skip
+def test_bad_npz_contents_name_the_file(tmp_path, arrays, pattern):
+    cfg = _bad(tmp_path, **arrays)
+    with pytest.raises(DataError, match=pattern) as info:
+        load_task(cfg)
+    assert "\n" not in str(info.value) and cfg.path in str(info.value)
+
+
+def test_bool_features_and_labels_and_integer_valued_floats_are_accepted(tmp_path):
+    x = np.arange(120).reshape(40, 3) % 3 == 0
+    data = load_task(_bad(tmp_path, x=x, y=(np.arange(40) % 2).astype(float)))
+    assert data.x_train.dtype == np.float32 and set(np.unique(data.x_train)) == {0.0, 1.0}
+    assert data.class_names == ["0.0", "1.0"]
+    data = load_task(_bad(tmp_path, x=x, y=np.arange(40) % 2 == 0))
+    assert data.class_names == ["False", "True"]
+    data = load_task(_bad(tmp_path, x=x, y=np.array([b"cat", b"dog"] * 20)))
+    assert data.class_names == ["cat", "dog"]
+
+
+def _npy(path: Path) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("write", "pattern"),
+    [
+        (_npy, r"is a \.npy file \(one array\)"),
+        (lambda p: p.write_bytes(pickle.dumps({"x": 1})), r"is a pickle, not an \.npz file"),
+        (lambda p: p.write_bytes(b"\x00\xffgarbage" * 10), r"is not a zip archive .* not an \.npz"),
+        (lambda p: p.write_bytes(b""), r"is not a zip archive \(starts b''\)"),
+        (lambda p: p.write_bytes(b"PK\x03\x04broken"), r"is not a readable \.npz file \(BadZip"),
+        (lambda p: np.savez(p, x=GOOD_X, y=np.array([{"a": 1}] * 40, dtype=object)),
+         r"array `y` holds Python objects, which rlnas does not unpickle \(allow_pickle=False\)"),
+    ],
+)  # fmt: skip
+def test_unreadable_npz_files_are_one_line(tmp_path, write, pattern):
+    path = tmp_path / "data.npz"
+    write(path)
+    with pytest.raises(DataError, match=pattern) as info:
+        load_task(TaskConfig(name="npz", path=str(path)))
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_truncated_npz_member_is_one_line(tmp_path):
+    path = Path(
+        npz(tmp_path, x=np.random.default_rng(0).normal(size=(400, 50)), y=np.arange(400) % 2)
+    )
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match=r"data\.npz'.*(not a readable|unreadable)") as info:
+        load_task(TaskConfig(name="npz", path=str(path)))
+    assert "\n" not in str(info.value)
+
+
+def test_npz_path_that_is_a_folder(tmp_path):
+    with pytest.raises(DataError, match=r"file '.*' is a folder; expected an \.npz file"):
+        load_task(TaskConfig(name="npz", path=str(tmp_path)))
+
+
+# -- image folders --------------------------------------------------------------------------
+def image_tree(root: Path, classes=("a", "b"), n: int = 10, size=(12, 10), fmt="png") -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / c / f"{i}.{fmt}")
+    return root
+
+
+def test_image_folder_reads_what_keras_reads(tmp_path):
+    import keras
+
+    root = image_tree(tmp_path / "img", n=6)
+    (root / "b" / "deeper").mkdir()
+    (root / "b" / "0.png").rename(root / "b" / "deeper" / "0.png")
+    from rlnas.image_folder import read_image_folder
+
+    raw = read_image_folder(TaskConfig(name="image_folder", path=str(root), image_size=(9, 11)))
+    ds = keras.utils.image_dataset_from_directory(
+        root, image_size=(9, 11), shuffle=False, batch_size=100, verbose=False
+    )
+    xk, yk = next(iter(ds))
+    assert np.array_equal(raw.x, np.asarray(xk) / np.float32(255))
+    assert np.array_equal(raw.y, np.asarray(yk)) and raw.class_names == ds.class_names
+
+
+@pytest.mark.parametrize(
+    ("damage", "pattern"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:60]), r"image '.*a/3\.png' cannot be decoded"),
+        (lambda p: p.write_bytes(b"not an image at all"), r"image '.*a/3\.png' cannot be decoded"),
+        (lambda p: p.write_bytes(b""), r"image '.*a/3\.png' cannot be decoded"),
+    ],
+)
+def test_corrupt_image_names_the_image(tmp_path, damage, pattern):
+    root = image_tree(tmp_path / "img")
+    damage(root / "a" / "3.png")
+    with pytest.raises(DataError, match=pattern) as info:
+        load_task(TaskConfig(name="image_folder", path=str(root)))
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_jpeg_names_the_image(tmp_path):
+    root = image_tree(tmp_path / "img", fmt="jpg", size=(40, 40))
+    path = root / "b" / "5.jpg"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"image '.*b/5\.jpg' cannot be decoded") as info:
+        load_task(TaskConfig(name="image_folder", path=str(root)))
+    assert "\n" not in str(info.value)
+
+
+def test_image_folder_layouts_are_checked(tmp_path):
+    from PIL import Image
+
+    def load(root):
+        return load_task(TaskConfig(name="image_folder", path=str(root)))
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(4):
+        Image.new("RGB", (10, 10)).save(flat / f"{i}.png")
+    with pytest.raises(DataError, match=r"4 images at its top level .* one sub-folder of images"):
+        load(flat)
+    image_tree(flat)  # class folders beside the loose images: still refused
+    with pytest.raises(DataError, match=r"4 images at its top level \(e\.g\. '0\.png'\)"):
+        load(flat)
+    root = image_tree(tmp_path / "empty_class")
+    (root / "c").mkdir()
+    with pytest.raises(DataError, match=r"class folder '.*empty_class/c' holds no images"):
+        load(root)
+    with pytest.raises(DataError, match=r"a single class folder \('a'\); expected at least 2"):
+        load(image_tree(tmp_path / "single", classes=("a",)))
+    with pytest.raises(DataError, match=r"image '.*tiny/a/0\.png' is 1x1 pixels; expected at"):
+        load(image_tree(tmp_path / "tiny", size=(1, 1)))
+    with pytest.raises(DataError, match=r"class '[ab]' has 1 in the training split \(2 in all\)"):
+        load(image_tree(tmp_path / "few", n=2))  # 4 images: each split gets one
+
+
+def test_cifar10_refuses_a_cache_other_users_can_write(tmp_path, monkeypatch):
+    """A pickle planted in a world-writable folder is never unpickled."""
+    home = tmp_path / "shared"
+    cifar = home / "datasets" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (cifar / name).write_bytes(pickle.dumps(Planted()))
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    home.chmod(0o777)  # a folder anyone can write to, like the system's temporary folder
+    with pytest.raises(DataError, match=r"task cifar10: '.*shared' is writable by other users"):
+        load_task(TaskConfig(name="cifar10"))
+    home.chmod(0o755)
+    (cifar / "data_batch_3").chmod(0o666)
+    with pytest.raises(DataError, match=r"data_batch_3' is writable by other users \(mode 666\)"):
+        load_task(TaskConfig(name="cifar10"))
+    (cifar / "data_batch_3").chmod(0o644)  # private now, yet still no code runs
+    with pytest.raises(DataError, match=r"data_batch_1' is not a CIFAR-10 batch .* not allowed"):
+        load_task(TaskConfig(name="cifar10"))
+    assert not marker.exists()
+
+
+def test_keras_cache_is_the_users_own(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert task_readers.keras_dataset_dirs() == [tmp_path / ".keras" / "datasets"]
+
+
+def test_damaged_keras_cache_files_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(task_readers, "FASHION_DIRS", ())
+    cache = tmp_path / "datasets"
+    (cache / "fashion-mnist").mkdir(parents=True)
+    (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short")
+    for name in task_readers.FASHION_FILES:
+        (cache / "fashion-mnist" / name).write_bytes(b"not gzip")
+    with pytest.raises(DataError, match=r"task mnist: '.*mnist\.npz' is not a readable \.npz"):
+        load_task(TaskConfig(name="mnist"))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz' is not a gzipped IDX"):
+        load_task(TaskConfig(name="fashion_mnist"))
