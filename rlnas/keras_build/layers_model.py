@@ -65,7 +65,11 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     if training.dropout > 0:
         x = keras.layers.Dropout(training.dropout, name="dropout")(x)
     out = keras.layers.Dense(
-        spec.num_classes, activation="softmax", kernel_regularizer=reg, name="classifier"
+        spec.num_classes,
+        activation="softmax",
+        kernel_regularizer=reg,
+        dtype="float32",  # float32 probabilities under a mixed-precision policy too
+        name="classifier",
     )(x)
     return keras.Model(inputs, out, name="child")
 

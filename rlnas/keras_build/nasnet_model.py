@@ -66,7 +66,11 @@ def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Mode
     if t.dropout > 0:
         x = L.Dropout(t.dropout, name="dropout")(x)
     out = L.Dense(
-        spec.num_classes, activation="softmax", kernel_regularizer=reg, name="classifier"
+        spec.num_classes,
+        activation="softmax",
+        kernel_regularizer=reg,
+        dtype="float32",  # float32 probabilities under a mixed-precision policy too
+        name="classifier",
     )(x)
     return keras.Model(inputs, out, name="child")
 
