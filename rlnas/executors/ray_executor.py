@@ -17,9 +17,10 @@ and, like a process worker, is simply killed and replaced when a child hangs or 
 * Each actor asks for ``threads_per_worker`` CPUs (1 when it is null) and
   ``gpus_per_worker`` GPUs (Ray then sets the actor's ``CUDA_VISIBLE_DEVICES``); asking for
   more GPUs than the cluster has is refused before any child.
-* On a cluster, the code reaches the actors through Ray's ``runtime_env``: ``py_modules``
-  ships the rlnas package and the user's own modules that the evaluator factory refers to,
-  ``env_vars`` the thread limits. A local Ray started here inherits both from the
+* On a cluster we join, the code reaches the actors through the job's ``runtime_env``:
+  ``py_modules`` ships the rlnas package and the user's own modules that the evaluator
+  factory refers to, ``env_vars`` the thread limits. In a Ray session the user started
+  before, the actors get the thread limits and the session's own ``runtime_env``. A local Ray started here inherits both from the
   environment it starts in instead, so that actors can take the workers Ray starts at once
   (a ``runtime_env`` would cost each actor a fresh process).
 * A child running past ``executor.child_timeout_seconds`` has its actor killed (reason
@@ -185,14 +186,15 @@ class RayExecutor(PooledExecutor[_Slot]):
             env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         modules = code_paths(evaluator_factory)
         cpus = cfg.threads_per_worker or 1
-        options: dict[str, Any] = {"runtime_env": {"env_vars": env, "py_modules": modules}}
-        if not ray.is_initialized():
+        options: dict[str, Any] = {}
+        if ray.is_initialized():  # the user's session: its job carries the code, if need be
+            options = {"runtime_env": {"env_vars": env}}
+        else:
             address, field = cluster_address(cfg)
             if address is None:  # its workers inherit the limits and the code (see _start)
                 self._start(cpus * cfg.workers, {**env, "PYTHONPATH": _pythonpath(modules)})
-                options = {}
             else:
-                self._join(address, field)
+                self._join(address, field, {"env_vars": env, "py_modules": modules})
             self._owns_ray = True
         self._check_gpus()
         self._actor_class = ray.remote(
@@ -221,11 +223,17 @@ class RayExecutor(PooledExecutor[_Slot]):
                 else:
                     os.environ[k] = v
 
-    def _join(self, address: str, field: str) -> None:
-        """Join the running cluster at ``address``, asking it for no resources."""
+    def _join(self, address: str, field: str, runtime_env: dict[str, Any]) -> None:
+        """Join the running cluster at ``address``, asking it for no resources; this job's
+        workers get ``runtime_env`` (Ray uploads local code only for a whole job)."""
         check_reachable(address, field=field)
         try:
-            self._ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            self._ray.init(
+                address=address,
+                runtime_env=runtime_env,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
         except Exception as exc:
             raise ConfigError(
                 f"`{field}`: cannot join the Ray cluster at {address!r}: {_short(exc, 200)}"
