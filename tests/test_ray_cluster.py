@@ -6,6 +6,8 @@ every Ray of this user)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -83,20 +85,15 @@ def start_cluster(dashboard: bool) -> tuple[subprocess.Popen, str, dict]:
 
 
 def stop_cluster(proc: subprocess.Popen, temp: str) -> None:
-    with_pids = session_members(proc.pid)
-    for pid in with_pids:
-        try:
+    for pid in session_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 20
     while session_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in session_members(proc.pid):  # what ignored SIGTERM
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(10)
     shutil.rmtree(temp, ignore_errors=True)
 
@@ -188,7 +185,7 @@ def test_ray_job_submit_runs_a_search_on_the_cluster(tmp_path):
     try:
         store = tmp_path / "mlflow.db"
         config = write_config(tmp_path, store, children=4)
-        runtime_env = '{"env_vars": {"PYTHONPATH": "%s"}}' % ROOT  # rlnas for the entrypoint
+        runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(ROOT)}})  # for the entrypoint
         done = subprocess.run(
             [str(RAY), "job", "submit", "--address", f"http://127.0.0.1:{ports['dashboard']}",
              "--runtime-env-json", runtime_env, "--",

@@ -20,9 +20,10 @@ and, like a process worker, is simply killed and replaced when a child hangs or 
 * On a cluster we join, the code reaches the actors through the job's ``runtime_env``:
   ``py_modules`` ships the rlnas package and the user's own modules that the evaluator
   factory refers to, ``env_vars`` the thread limits. In a Ray session the user started
-  before, the actors get the thread limits and the session's own ``runtime_env``. A local Ray started here inherits both from the
-  environment it starts in instead, so that actors can take the workers Ray starts at once
-  (a ``runtime_env`` would cost each actor a fresh process).
+  before, the actors get the thread limits and the session's own ``runtime_env``. A local
+  Ray started here inherits both from the environment it starts in instead, so that actors
+  can take the workers Ray starts at once (a ``runtime_env`` would cost each actor a fresh
+  process).
 * A child running past ``executor.child_timeout_seconds`` has its actor killed (reason
   ``timeout``); an actor that dies (segfault, out-of-memory kill) fails its child with reason
   ``worker_died``. A fresh actor takes the slot and the search goes on.
