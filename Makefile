@@ -1,33 +1,39 @@
 # rlnas in two commands: `make search` (set up, then a demo search) and `make test`.
-# Both create .venv with $(PYTHON) when it is missing and install the project with its
-# dependencies; the installation is redone only when pyproject.toml changes.
+# Both create .venv with $(PYTHON) when it is missing: `make search` installs rlnas with its
+# core dependencies only, `make test` adds the test tools and Ray (.[dev,ray]); each
+# installation is redone only when pyproject.toml changes.
 
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.rlnas-installed
+CORE := $(VENV)/.rlnas-core
+DEV := $(VENV)/.rlnas-dev
 PYTEST_ARGS ?= -q -n 2 --dist loadfile
 
 .PHONY: search test setup ui lint
 
-search: $(STAMP)
+search: $(CORE)
 	$(BIN)/rlnas search --config configs/demo.yaml
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(CORE)
 
-ui: $(STAMP)
+ui: $(CORE)
 	$(BIN)/rlnas ui
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check rlnas tests benchmarks examples
 	$(BIN)/ruff format --check rlnas tests benchmarks examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev,ray]'
+$(CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -e .
 	touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev,ray]'
+	touch $(CORE) $@

@@ -116,6 +116,9 @@ class ChildConfig:
     """When a child is validated: after its ``last`` epoch only (the reward needs no more),
     or after ``every_epoch`` for validation curves in MLflow (one pass over the validation
     split per epoch more)."""
+    mixed_precision: bool = False
+    """Train children in mixed precision (Keras's ``mixed_float16`` policy: float16 compute,
+    float32 weights and output layer); faster on GPUs with tensor cores, not on CPUs."""
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
@@ -195,7 +198,12 @@ class ExecutorConfig:
     child_timeout_seconds: float | None = None
     """A child running longer than this fails with reason ``timeout``."""
     ray_address: str | None = None
-    """Address of an existing Ray cluster; ``None`` starts Ray locally."""
+    """Address of an existing Ray cluster; ``None``: ``$RAY_ADDRESS`` (as ``ray job submit``
+    sets it) when set, else Ray is started locally."""
+    gpus_per_worker: int = 0
+    """GPUs each worker asks for (a Ray actor's ``num_gpus``; a process worker's own devices).
+    0: none asked for, though a process worker still gets one GPU of its own if any are
+    visible; more than 0 on a machine without a GPU is refused before the search starts."""
 
     def __post_init__(self) -> None:
         require(self.workers >= 1, "workers", self.workers, "an integer >= 1")
@@ -210,6 +218,9 @@ class ExecutorConfig:
             "recycle_after",
             self.recycle_after,
             "an integer >= 1 or null",
+        )
+        require(
+            self.gpus_per_worker >= 0, "gpus_per_worker", self.gpus_per_worker, "an integer >= 0"
         )
         require(
             self.child_timeout_seconds is None or self.child_timeout_seconds > 0,

@@ -83,3 +83,51 @@ def test_bad_quantization_settings_are_refused(trained):
         to_tflite(model, "int4")
     with pytest.raises(ValueError, match="representative training examples"):
         to_tflite(model, "int8")
+
+
+@pytest.mark.parametrize("io_type", ["int8", "uint8"])
+def test_full_integer_io_takes_and_gives_integers_and_keeps_the_accuracy(trained, io_type):
+    from rlnas.export import _interpreter, io_types
+
+    model, data, acc = trained
+    float_io = to_tflite(model, "int8", data.x_train[:200])
+    integer = to_tflite(model, "int8", data.x_train[:200], io_type=io_type)
+    assert io_types(float_io) == (np.float32, np.float32)
+    assert io_types(integer) == (np.dtype(io_type), np.dtype(io_type))
+    # the interpreter runs it on integer input as a microcontroller would feed it
+    interpreter = _interpreter(integer)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    assert scale > 0
+    info = np.iinfo(io_type)
+    x = data.x_test[:32]
+    q = np.clip(np.round(x / scale + zero), info.min, info.max).astype(io_type)
+    interpreter.resize_tensor_input(inp["index"], q.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], q)
+    interpreter.invoke()
+    raw = interpreter.get_tensor(out["index"])
+    assert raw.dtype == np.dtype(io_type)
+    o_scale, o_zero = out["quantization"]
+    probs = (raw.astype(np.float32) - o_zero) * o_scale
+    assert np.mean(probs.argmax(1) == model.predict(x, verbose=0).argmax(1)) >= 0.9
+    assert abs(tflite_accuracy(integer, data.x_test, data.y_test) - acc) <= 0.03
+
+
+def test_integer_io_needs_int8_quantization(trained):
+    model, data, _ = trained
+    with pytest.raises(ValueError, match="io_type=int8 needs quantize=int8"):
+        to_tflite(model, "float16", io_type="int8")
+    with pytest.raises(ValueError, match="io_type: expected one of float32, int8, uint8"):
+        to_tflite(model, "int8", data.x_train[:10], io_type="int4")
+
+
+def test_the_interpreter_is_litert_when_installed(trained):
+    pytest.importorskip("ai_edge_litert")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from rlnas.export import _interpreter
+
+    model, _, _ = trained
+    assert isinstance(_interpreter(to_tflite(model)), Interpreter)

@@ -1,10 +1,21 @@
-"""``rlnas ui``: the MLflow UI on the tracking store, bound to 127.0.0.1 only."""
+"""``rlnas ui``: the MLflow UI on the tracking store, bound to 127.0.0.1 only.
+
+The server (``mlflow ui`` and the uvicorn processes it starts) runs in a process group of
+its own, so that Ctrl-C or SIGTERM to ``rlnas ui`` ends the whole group: nothing keeps
+serving after the command has returned.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+
+_GRACE_SECONDS = 10.0
+"""How long the server may take to exit after SIGTERM before its group is killed."""
 
 
 def register(subparsers) -> None:
@@ -53,7 +64,45 @@ def run(args: argparse.Namespace) -> int:
             f"no tracking store at {str(db)!r} yet: run `rlnas search` first, or pass --uri."
         )
     print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    return serve(command(uri, args.port))
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived (raised by the handler ``serve`` installs)."""
+
+
+def serve(cmd: list[str]) -> int:
+    """Run ``cmd`` in a new process group until it exits, or until Ctrl-C or SIGTERM here
+    ends the group (exit status 130 or 143)."""
+
+    def terminated(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated), signal.getsignal(signal.SIGINT)
+    server = None
     try:
-        return subprocess.call(command(uri, args.port))
+        server = subprocess.Popen(cmd, start_new_session=True)
+        return server.wait()
     except KeyboardInterrupt:
         return 130
+    except _Terminated:
+        return 143
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second one must not cut the cleanup
+            signal.signal(sig, signal.SIG_IGN)
+        if server is not None:
+            stop_group(server)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+
+
+def stop_group(server: subprocess.Popen) -> None:
+    """End every process of ``server``'s group: SIGTERM, then SIGKILL what is left."""
+    group = server.pid  # the leader of a new session: its pid is the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(_GRACE_SECONDS)
+    with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
+        os.killpg(group, signal.SIGKILL)
+    server.wait()

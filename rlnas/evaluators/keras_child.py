@@ -111,6 +111,8 @@ class KerasEvaluator:
         self.space = space
         self.data = data
         self.child = child
+        if child.mixed_precision:  # this process's children compute in float16 from now on
+            keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
         n = len(data.y_train)
         pick = np.random.default_rng(0).permutation(n)[: min(n, CALIBRATION_EXAMPLES)]
@@ -134,7 +136,7 @@ class KerasEvaluator:
                 "spec": asdict(d.spec),
                 "sizes": [len(d.y_train), len(d.y_val)],
                 "data": digest.hexdigest(),
-                "child": asdict(self.child),
+                "child": _child_settings(self.child),
             }
             text = json.dumps(payload, sort_keys=True, default=str)
             self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -236,6 +238,15 @@ def _free_keras_state() -> None:
     if not _frozen:
         gc.freeze()
         _frozen = True
+
+
+def _child_settings(child: ChildConfig) -> dict:
+    """The child settings that a fingerprint holds; ``mixed_precision`` only when on, so
+    that searches from before the setting existed keep their fingerprints."""
+    settings = asdict(child)
+    if not settings.get("mixed_precision"):
+        settings.pop("mixed_precision", None)
+    return settings
 
 
 def _config_of(space: Space) -> dict | None:

@@ -35,7 +35,6 @@ import signal
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,16 +43,12 @@ from multiprocessing.connection import wait as wait_any
 from multiprocessing.process import BaseProcess
 
 from rlnas.config import ExecutorConfig
-from rlnas.errors import ChildFailure, ConfigError, SearchAborted
-from rlnas.executors import Evaluator, Job, run_job, thread_env, worker_threads
-from rlnas.trial import Outcome
+from rlnas.errors import ChildFailure
+from rlnas.executors import Evaluator, Job, devices, run_job, thread_env, worker_threads
+from rlnas.executors.pooled import PooledExecutor, Slot, pickled_factory
 
 log = logging.getLogger("rlnas.executors.process")
 
-Result = tuple[int, "Outcome | ChildFailure"]
-
-_STARTUP_DEATHS = 3
-"""Workers dying in a row before they are ready abort the search (it would loop forever)."""
 _GRACE_SECONDS = 5.0
 """How long ``close()`` lets an idle worker exit by itself before killing it."""
 
@@ -122,14 +117,10 @@ def _exit_with_parent() -> None:
 
 
 # -- the driver side -----------------------------------------------------------------------
-@dataclass(eq=False)
-class _Worker:
+@dataclass(eq=False, kw_only=True)
+class _Worker(Slot):
     process: BaseProcess
     conn: Connection
-    ready: bool = False
-    job: Job | None = None
-    started: float = 0.0  # when the current job was sent
-    children: int = 0  # children this process has finished
 
 
 _ENV_LOCK = threading.Lock()
@@ -172,76 +163,33 @@ def _stop(workers: list[_Worker], retiring: list[_Worker]) -> None:
     retiring.clear()
 
 
-class ProcessExecutor:
-    """Evaluates up to ``cfg.workers`` children at once in local worker processes."""
+class ProcessExecutor(PooledExecutor[_Worker]):
+    """Evaluates up to ``cfg.workers`` children at once in local worker processes.
+
+    With GPUs visible, worker ``i`` sees only its own (see :func:`devices.assign`); a config
+    that asks for ``gpus_per_worker`` on a machine without a GPU is refused here.
+    """
+
+    log = log
 
     def __init__(self, evaluator_factory: Callable[[], Evaluator], cfg: ExecutorConfig) -> None:
-        try:
-            self._factory = pickle.dumps(evaluator_factory)
-        except Exception as exc:
-            raise ConfigError(
-                f"`executor.kind`: process workers need a picklable evaluator factory (a "
-                f"module-level function, class or functools.partial), got "
-                f"{evaluator_factory!r}: {exc}"
-            ) from None
-        self.cfg = cfg
-        self.capacity = cfg.workers
+        super().__init__(cfg)
+        self._factory = pickled_factory(evaluator_factory, "process workers")
+        gpus = devices.visible_gpus()
+        devices.require_gpus(cfg.gpus_per_worker, gpus)
+        self._gpus = gpus
         self._env = thread_env(worker_threads(cfg.threads_per_worker, cfg.workers))
         self._ctx = mp.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._workers = self._slots  # the pool's slots, by their name here
         self._retiring: list[_Worker] = []  # recycled, exiting by themselves
-        self._pending: deque[Job] = deque()
-        self._done: list[Result] = []
-        self._startup_deaths = 0
-        self._fatal: str | None = None
-        self._fingerprint: str | None = None
-        self._closed = False
         self._finalizer = weakref.finalize(self, _stop, self._workers, self._retiring)
-        for _ in range(cfg.workers):
-            self._workers.append(self._spawn())
+        for index in range(cfg.workers):
+            self._workers.append(self._spawn(index))
 
     @property
     def pids(self) -> list[int | None]:
         """Process ids of the current workers (for tests and diagnostics)."""
         return [w.process.pid for w in self._workers]
-
-    def fingerprint(self) -> str:
-        """The evaluator's fingerprint, as the first worker to be ready reports it."""
-        while self._fingerprint is None:
-            if self._fatal is not None:
-                raise SearchAborted(self._fatal)
-            handles = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
-            ready = set(wait_any(handles))
-            for w in list(self._workers):
-                if w.conn in ready or w.process.sentinel in ready:
-                    self._collect(w)
-        return self._fingerprint
-
-    def submit(self, job: Job) -> None:
-        if self._closed:
-            raise RuntimeError("submit() on a closed ProcessExecutor")
-        self._pending.append(job)
-        self._dispatch()
-
-    def wait(self) -> list[Result]:
-        """Block until at least one child finished (or failed); return all finished ones."""
-        if self._closed:
-            raise RuntimeError("wait() on a closed ProcessExecutor")
-        while not self._done:
-            if self._fatal is not None:
-                raise SearchAborted(self._fatal)
-            if not self._pending and all(w.job is None for w in self._workers):
-                return []
-            handles = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
-            ready = set(wait_any(handles, self._seconds_to_deadline()))
-            for w in list(self._workers):
-                if w.conn in ready or w.process.sentinel in ready:
-                    self._collect(w)
-            self._enforce_timeout()
-            self._reap_retired()
-            self._dispatch()
-        done, self._done = self._done, []
-        return done
 
     def close(self) -> None:
         """Stop every worker (children in flight are abandoned) and reap the processes."""
@@ -249,33 +197,58 @@ class ProcessExecutor:
         self._pending.clear()
         self._finalizer()
 
+    # -- the pool's hooks ------------------------------------------------------------------
+    def _poll(self, timeout: float | None) -> None:
+        handles = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+        ready = set(wait_any(handles, timeout))
+        for w in list(self._workers):
+            if w.conn in ready or w.process.sentinel in ready:
+                self._collect(w)
+
+    def _send(self, slot: _Worker, job: Job) -> bool:
+        try:
+            slot.conn.send(job)
+        except OSError:  # died while idle
+            return False
+        return True
+
+    def _pid(self, slot: _Worker) -> int | None:
+        return slot.process.pid
+
+    def _timed_out(self, slot: _Worker) -> None:
+        slot.process.kill()
+        slot.process.join()
+        self._replace(slot)
+
+    def _recycle(self, slot: _Worker) -> None:
+        """Let the worker exit after its last child and start a fresh process in its place."""
+        with suppress(OSError):
+            slot.conn.send(None)
+        self._retiring.append(slot)
+        index = self._workers.index(slot)
+        self._workers[index] = self._spawn(index)
+
+    def _tidy(self) -> None:
+        for w in list(self._retiring):
+            if not w.process.is_alive():
+                w.process.join()
+                w.conn.close()
+                self._retiring.remove(w)
+
     # -- internals -------------------------------------------------------------------------
-    def _spawn(self) -> _Worker:
+    def _spawn(self, index: int) -> _Worker:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
+        env = {**self._env, **devices.assign(index, self._gpus, self.cfg.gpus_per_worker)}
         process = self._ctx.Process(
             target=_worker_main,
-            args=(child_end, self._factory, self._env),
+            args=(child_end, self._factory, env),
             name="rlnas-worker",
             daemon=True,  # multiprocessing ends daemonic children at interpreter exit
         )
-        with _environ(self._env):
+        with _environ(env):
             process.start()
         child_end.close()  # so that the worker's death reads as end-of-file here
-        return _Worker(process, parent_end)
-
-    def _dispatch(self) -> None:
-        for w in self._workers:
-            if not self._pending:
-                return
-            if not w.ready or w.job is not None:
-                continue
-            job = self._pending.popleft()
-            try:
-                w.conn.send(job)
-            except OSError:  # died while idle: the job never started, keep it for the next
-                self._pending.appendleft(job)
-                continue
-            w.job, w.started = job, time.monotonic()
+        return _Worker(process=process, conn=parent_end)
 
     def _collect(self, w: _Worker) -> None:
         """Read everything ``w`` sent; if its process ended, account for it and replace it."""
@@ -296,20 +269,13 @@ class ProcessExecutor:
     def _handle(self, w: _Worker, message: tuple) -> None:
         kind = message[0]
         if kind == "ready":
-            w.ready = True
-            self._fingerprint = message[2]
-            self._startup_deaths = 0
+            self._became_ready(w, message[2])
         elif kind == "result":
             number, result = message[1], message[2]
             if w.job is None or w.job.number != number:
                 log.error("worker %s sent child %s it was not running", w.process.pid, number)
                 return
-            self._done.append((number, result))
-            w.job = None
-            w.children += 1
-            recycle = self.cfg.recycle_after
-            if recycle is not None and w.children >= recycle:
-                self._retire(w)
+            self._finished(w, number, result)
         elif kind == "fatal":
             self._fatal = f"a worker process could not build its evaluator: {message[1]}"
 
@@ -320,61 +286,19 @@ class ProcessExecutor:
             log.warning("worker %s died (%s) while training child %d", w.process.pid, how, number)
             message = f"worker process {w.process.pid} died while training child {number}: {how}"
             self._done.append((number, ChildFailure("worker_died", message)))
-        elif not w.ready and self._fatal is None:
-            self._startup_deaths += 1
-            if self._startup_deaths >= _STARTUP_DEATHS:
-                self._fatal = (
-                    f"{self._startup_deaths} worker processes died in a row before they were "
-                    f"ready (last: {how}); a script that starts a search must guard it with "
-                    "`if __name__ == '__main__':` (workers are spawned and import it)"
-                )
+        elif not w.ready and self._fatal is None and self._died_starting():
+            self._fatal = (
+                f"{self._startup_deaths} worker processes died in a row before they were "
+                f"ready (last: {how}); a script that starts a search must guard it with "
+                "`if __name__ == '__main__':` (workers are spawned and import it)"
+            )
         if self._fatal is not None:  # a fresh worker would fail the same way
             w.conn.close()
             self._workers.remove(w)
             return
         self._replace(w)
 
-    def _enforce_timeout(self) -> None:
-        limit = self.cfg.child_timeout_seconds
-        if limit is None:
-            return
-        now = time.monotonic()
-        for w in list(self._workers):
-            if w.job is None or now - w.started < limit:
-                continue
-            w.process.kill()
-            w.process.join()
-            number = w.job.number
-            log.warning("child %d exceeded the %g s timeout; its worker was killed", number, limit)
-            message = (
-                f"child {number} ran longer than executor.child_timeout_seconds={limit:g}; "
-                f"its worker process {w.process.pid} was killed"
-            )
-            self._done.append((number, ChildFailure("timeout", message)))
-            self._replace(w)
-
-    def _seconds_to_deadline(self) -> float | None:
-        limit = self.cfg.child_timeout_seconds
-        starts = [w.started for w in self._workers if w.job is not None]
-        if limit is None or not starts:
-            return None
-        return max(0.0, min(starts) + limit - time.monotonic())
-
-    def _retire(self, w: _Worker) -> None:
-        """Let ``w`` exit after its last child and start a fresh process in its place."""
-        log.info("recycling worker %s after %d children", w.process.pid, w.children)
-        with suppress(OSError):
-            w.conn.send(None)
-        self._retiring.append(w)
-        self._workers[self._workers.index(w)] = self._spawn()
-
     def _replace(self, w: _Worker) -> None:
         w.conn.close()
-        self._workers[self._workers.index(w)] = self._spawn()
-
-    def _reap_retired(self) -> None:
-        for w in list(self._retiring):
-            if not w.process.is_alive():
-                w.process.join()
-                w.conn.close()
-                self._retiring.remove(w)
+        index = self._workers.index(w)
+        self._workers[index] = self._spawn(index)

@@ -65,10 +65,19 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
         x = keras.layers.GlobalAveragePooling1D(name="global_pool")(x)
     if training.dropout > 0:
         x = keras.layers.Dropout(training.dropout, name="dropout")(x)
-    out = keras.layers.Dense(
-        spec.num_classes, activation="softmax", kernel_regularizer=reg, name="classifier"
-    )(x)
-    return keras.Model(inputs, out, name="child")
+    return keras.Model(inputs, classifier(spec.num_classes, reg)(x), name="child")
+
+
+def classifier(num_classes: int, regularizer) -> keras.layers.Dense:
+    """The softmax output layer of every child, float32 under a mixed-precision policy too
+    (float16 probabilities would round small ones to zero in the loss)."""
+    return keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=regularizer,
+        dtype="float32",
+        name="classifier",
+    )
 
 
 def compile_model(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
-from rlnas.keras_build.layers_model import weight_regularizer
+from rlnas.keras_build.layers_model import classifier, weight_regularizer
 from rlnas.spaces.nasnet import CellSpec, NasnetBlueprint
 from rlnas.tasks import TaskSpec
 
@@ -64,10 +64,7 @@ def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Mode
     x = L.GlobalAveragePooling2D(name="global_pool")(x)
     if t.dropout > 0:
         x = L.Dropout(t.dropout, name="dropout")(x)
-    out = L.Dense(
-        spec.num_classes, activation="softmax", kernel_regularizer=reg, name="classifier"
-    )(x)
-    return keras.Model(inputs, out, name="child")
+    return keras.Model(inputs, classifier(spec.num_classes, reg)(x), name="child")
 
 
 def _size(x) -> tuple[int, int]:
