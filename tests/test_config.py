@@ -44,8 +44,8 @@ def write(tmp_path, text: str):
         ("child: {epochs: two}", "`child.epochs`: expected an integer, got 'two'."),
         (
             "child: {target_mmacs: 0}",
-            "`child.target_mmacs`: expected a positive number (millions of multiply-adds per "
-            "example) or null, got 0.0.",
+            "`child.target_mmacs`: expected a positive number of MMACs (millions of "
+            "multiply-adds per example) or null, got 0.0.",
         ),
         (
             "child: {validate: every}",
