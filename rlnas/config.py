@@ -159,11 +159,12 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def _show(key: Any) -> str:
     """A key as a message shows it: plain when printable, else its repr (one line)."""
-    return key if isinstance(key, str) and key.isprintable() else repr(key)
+    plain = isinstance(key, str) and key.isprintable() and key.strip() == key and key
+    return key if plain else repr(key)
 
 
 def _suggest(key: Any, section: str, names: Sequence[str]) -> str:
-    """ " Did you mean `x`?": the key meant (:data:`MEANT`), else the closest spelling."""
+    """The hint for an unknown key: the key meant (:data:`MEANT`), else the closest spelling."""
     full = [f"{section}.{n}" if section else n for n in names]
     for meant in MEANT.get(str(key).strip().lower(), ()):
         if meant in names:
