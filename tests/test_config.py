@@ -450,3 +450,13 @@ def test_the_cli_keeps_tensorflow_quiet_unless_asked():
     assert quiet.returncode == 0 and quiet.stderr == b""
     loud = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, env=env)
     assert b"oneDNN" in loud.stderr or b"cuda" in loud.stderr.lower()
+
+
+def test_an_unknown_tracking_uri_scheme_is_one_line():
+    from rlnas.errors import TrackingError
+    from rlnas.tracking.store import connect
+
+    with pytest.raises(TrackingError) as err:
+        connect("bogus://nowhere")
+    assert str(err.value).startswith("tracking.uri: the MLflow store 'bogus://nowhere' does not")
+    assert "\n" not in str(err.value).strip()
