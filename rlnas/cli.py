@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 
 import rlnas
+from rlnas import quiet
 from rlnas.errors import RlnasError
-from rlnas.quiet import quiet_tensorflow_import
 
 COMMANDS: tuple[str, ...] = (
     "rlnas.commands.search",
@@ -89,7 +89,8 @@ def quiet_frameworks(verbose: int) -> None:
     if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors surface as Python exceptions
-    quiet_tensorflow_import()
+    os.environ[quiet.ASKED] = "1"  # worker processes may call quiet.quiet_if_asked()
+    quiet.quiet_tensorflow_import()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,6 +75,16 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+ASKED = "RLNAS_QUIET_TENSORFLOW"
+"""Environment variable the CLI sets when it quiets TensorFlow; worker processes inherit it."""
+
+
+def quiet_if_asked() -> None:
+    """In a worker process: quiet its TensorFlow import if the CLI quieted the parent's."""
+    if os.environ.get(ASKED) == "1":
+        quiet_tensorflow_import()
+
+
 def quiet_tensorflow_import() -> None:
     """Make this process's first ``import tensorflow`` keep its start-up notices quiet."""
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietFinder) for f in sys.meta_path):
