@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 import rlnas
+from rlnas import quiet
 from rlnas.errors import RlnasError
 
 COMMANDS: tuple[str, ...] = (
@@ -32,8 +33,35 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, where it has one worth stating (not None,
+    False or an empty list) and its text does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose help shows defaults; its sub-command parsers are too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rlnas",
         description="Reinforcement-learning neural architecture search for Keras, "
         "tracked in MLflow.",
@@ -53,11 +81,21 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # quiet the frameworks' start-up chatter before they are imported (users may override)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def quiet_frameworks(verbose: int) -> None:
+    """Keep TensorFlow's start-up chatter (oneDNN, CUDA and CPU-feature notices) off the
+    console, unless the user asks for log messages (``--verbose``) or chose a TensorFlow
+    log level of their own. Works only before TensorFlow is imported."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    args = build_parser().parse_args(argv)
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors surface as Python exceptions
+    os.environ[quiet.ASKED] = "1"  # worker processes may call quiet.quiet_if_asked()
+    quiet.quiet_tensorflow_import()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # parsing imports no framework
+    quiet_frameworks(args.verbose)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="rlnas: %(levelname)s: %(message)s")
     if args.verbose:

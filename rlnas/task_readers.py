@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas.config import TaskConfig
 from rlnas.errors import DataError, did_you_mean
+from rlnas.task_config import TaskConfig
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 FASHION_FILES = (

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlnas.config import TaskConfig
 from rlnas.errors import ConfigError, DataError
+from rlnas.task_config import TaskConfig
 from rlnas.task_readers import READERS, RawData
 
 log = logging.getLogger(__name__)

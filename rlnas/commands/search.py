@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         description="Run an architecture search described by a YAML config; every child "
         "is logged to MLflow under the search's parent run.",
     )
-    p.add_argument("--config", "-c", metavar="FILE", help="YAML config file (required)")
+    p.add_argument(
+        "--config", "-c", metavar="FILE", help="YAML config file (required unless --resume)"
+    )
     p.add_argument(
         "--resume",
         metavar="RUN_ID",

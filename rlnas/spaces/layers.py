@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from rlnas.errors import MAY_BE_EMPTY, FieldError, did_you_mean, require
+from rlnas.errors import MAY_BE_EMPTY, FieldError, require
+from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decider, Space
 from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
 
@@ -47,46 +48,36 @@ FLAT_OPS = ("conv", "identity")
 class LayersConfig:
     """Choices of the `layers` space. Each list is the set of values a decision may take."""
 
-    num_layers: int = 6
+    num_layers: Annotated[int, Range(ge=1, le=64)] = 6
     """Layers in the child (Zoph & Le searched 6 to 24 layers)."""
-    operations: tuple[str, ...] = OPERATIONS
+    operations: Annotated[tuple[str, ...], OneOf(OPERATIONS)] = OPERATIONS
     """Operation of each layer; conv and sepconv take filters, kernel and activation."""
-    filters: tuple[int, ...] = (16, 32, 64)
+    filters: Annotated[tuple[int, ...], Range(ge=1, le=4096)] = (16, 32, 64)
     """Filters (units for flat inputs) of each layer (Zoph & Le: 24, 36, 48, 64)."""
-    kernel_sizes: tuple[int, ...] = (3, 5)
+    kernel_sizes: Annotated[tuple[int, ...], Range(ge=1)] = (3, 5)
     """Kernel (or pool) size of each layer (Zoph & Le: 1, 3, 5, 7)."""
-    strides: tuple[int, ...] = (1, 2)
+    strides: Annotated[tuple[int, ...], Range(ge=1)] = (1, 2)
     """Stride of each layer; strides that would shrink the input below 1 are masked."""
-    activations: tuple[str, ...] = ("relu", "swish", "tanh")
+    activations: Annotated[tuple[str, ...], OneOf(ACTIVATIONS)] = ("relu", "swish", "tanh")
     """Activation of each conv layer."""
     skip_connections: bool = True
     """Let each layer also take the outputs of any earlier layer (anchor points)."""
-    merges: tuple[str, ...] = ("add", "concat")
+    merges: Annotated[tuple[str, ...], OneOf(("add", "concat"))] = ("add", "concat")
     """How a layer merges its extra inputs: add (after a 1x1 projection) or concat."""
     reduce_after: tuple[int, ...] = field(default=(), metadata={MAY_BE_EMPTY: True})
     """Layers (0-based) followed by a fixed 2x2 max pooling that halves the spatial size,
     as the reduction points of NASNet and ENAS's macro space: downsampling at set depths
     instead of (or besides) searched strides (set ``strides: [1]`` to leave it to these)."""
-    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
-    batch_sizes: tuple[int, ...] = (32, 64, 128)
-    optimizers: tuple[str, ...] = ("adam", "rmsprop", "sgd")
-    dropouts: tuple[float, ...] = (0.0, 0.2, 0.4)
-    weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-3)
-    augmentations: tuple[str, ...] = AUGMENTATIONS
+    learning_rates: Annotated[tuple[float, ...], Range(gt=0)] = (3e-4, 1e-3, 3e-3)
+    batch_sizes: Annotated[tuple[int, ...], Range(ge=1, le=65536)] = (32, 64, 128)
+    optimizers: Annotated[tuple[str, ...], OneOf(OPTIMIZERS)] = ("adam", "rmsprop", "sgd")
+    dropouts: Annotated[tuple[float, ...], Range(ge=0, lt=1)] = (0.0, 0.2, 0.4)
+    weight_decays: Annotated[tuple[float, ...], Range(ge=0)] = (0.0, 1e-4, 1e-3)
+    augmentations: Annotated[tuple[str, ...], OneOf(AUGMENTATIONS)] = AUGMENTATIONS
     """Data augmentation strength (the family depends on the input kind)."""
 
     def __post_init__(self) -> None:
-        require(1 <= self.num_layers <= 64, "num_layers", self.num_layers, "an integer in 1..64")
-        for name, valid in (
-            ("operations", OPERATIONS),
-            ("optimizers", OPTIMIZERS),
-            ("augmentations", AUGMENTATIONS),
-            ("merges", ("add", "concat")),
-            ("activations", ACTIVATIONS),
-        ):
-            for v in getattr(self, name):
-                hint = did_you_mean(str(v), valid)
-                require(v in valid, name, v, "values among " + ", ".join(valid), hint)
+        check_fields(self)
         for v in self.reduce_after:
             require(
                 0 <= v < self.num_layers and self.reduce_after.count(v) == 1,
@@ -94,16 +85,6 @@ class LayersConfig:
                 v,
                 f"distinct layer indices in 0..{self.num_layers - 1} (num_layers - 1)",
             )
-        for name in ("filters", "kernel_sizes", "strides", "batch_sizes"):
-            for v in getattr(self, name):
-                require(v >= 1, name, v, "integers >= 1")
-        for v in self.learning_rates:
-            require(v > 0, "learning_rates", v, "numbers > 0")
-        for name in ("dropouts",):
-            for v in getattr(self, name):
-                require(0 <= v < 1, name, v, "values in [0, 1)")
-        for v in self.weight_decays:
-            require(v >= 0, "weight_decays", v, "numbers >= 0")
 
 
 @dataclass(frozen=True)

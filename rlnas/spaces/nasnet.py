@@ -24,9 +24,10 @@ any training. :meth:`NasnetSpace.declare` returns a framework-free :class:`Nasne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from rlnas.errors import ConfigError, FieldError, did_you_mean, require
+from rlnas.errors import ConfigError, FieldError
+from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decider, Space
 from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
 
@@ -46,71 +47,34 @@ CELL_INPUTS = ("prev_prev", "prev")
 class NasnetConfig:
     """Choices and network layout of the `nasnet` space (NASNet-A CIFAR values noted)."""
 
-    num_blocks: int = 5
+    num_blocks: Annotated[int, Range(ge=1, le=10)] = 5
     """Blocks per cell, B (NASNet: 5)."""
-    operations: tuple[str, ...] = OPERATIONS
+    operations: Annotated[tuple[str, ...], OneOf(OPERATIONS)] = OPERATIONS
     """Operations a block may apply to each of its inputs."""
-    combiners: tuple[str, ...] = COMBINERS
+    combiners: Annotated[tuple[str, ...], OneOf(COMBINERS)] = COMBINERS
     """How a block joins its two results: ``add`` or ``concat`` (channel concatenation)."""
-    cells_per_stage: int = 2
+    cells_per_stage: Annotated[int, Range(ge=1, le=16)] = 2
     """Normal cells between Reduction cells, N (NASNet CIFAR: 4 to 7)."""
-    reduction_stages: int = 2
+    reduction_stages: Annotated[int, Range(ge=0, le=6)] = 2
     """Reduction cells in the network; each halves height and width (NASNet CIFAR: 2)."""
-    stem_filters: int = 32
+    stem_filters: Annotated[int, Range(ge=2, le=4096)] = 32
     """Filters of the 3x3 stem convolution (NASNet CIFAR: 3 x filters)."""
-    filters: int = 16
+    filters: Annotated[int, Range(ge=2, le=4096)] = 16
     """Filters of each operation in the first stage, doubled by every Reduction cell
     (NASNet-A 6@768 on CIFAR: 32)."""
-    separable_repeats: int = 2
+    separable_repeats: Annotated[int, Range(ge=1, le=2)] = 2
     """Separable convolutions are applied this many times, ReLU-SepConv-BN each (NASNet: 2;
     1 halves their cost)."""
-    learning_rates: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
-    batch_sizes: tuple[int, ...] = (32, 64, 128)
-    optimizers: tuple[str, ...] = ("adam", "rmsprop", "sgd")
-    dropouts: tuple[float, ...] = (0.0, 0.2, 0.4)
-    weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-3)
-    augmentations: tuple[str, ...] = AUGMENTATIONS
+    learning_rates: Annotated[tuple[float, ...], Range(gt=0)] = (3e-4, 1e-3, 3e-3)
+    batch_sizes: Annotated[tuple[int, ...], Range(ge=1, le=65536)] = (32, 64, 128)
+    optimizers: Annotated[tuple[str, ...], OneOf(OPTIMIZERS)] = ("adam", "rmsprop", "sgd")
+    dropouts: Annotated[tuple[float, ...], Range(ge=0, lt=1)] = (0.0, 0.2, 0.4)
+    weight_decays: Annotated[tuple[float, ...], Range(ge=0)] = (0.0, 1e-4, 1e-3)
+    augmentations: Annotated[tuple[str, ...], OneOf(AUGMENTATIONS)] = AUGMENTATIONS
     """Data augmentation strength (random flips where the task allows, shifts, rotations)."""
 
     def __post_init__(self) -> None:
-        require(1 <= self.num_blocks <= 10, "num_blocks", self.num_blocks, "an integer in 1..10")
-        for name, valid in (
-            ("operations", OPERATIONS),
-            ("combiners", COMBINERS),
-            ("optimizers", OPTIMIZERS),
-            ("augmentations", AUGMENTATIONS),
-        ):
-            for v in getattr(self, name):
-                hint = did_you_mean(str(v), valid)
-                require(v in valid, name, v, "values among " + ", ".join(valid), hint)
-        require(
-            1 <= self.cells_per_stage <= 16,
-            "cells_per_stage",
-            self.cells_per_stage,
-            "an integer in 1..16",
-        )
-        require(
-            0 <= self.reduction_stages <= 6,
-            "reduction_stages",
-            self.reduction_stages,
-            "an integer in 0..6",
-        )
-        for name in ("stem_filters", "filters"):
-            require(getattr(self, name) >= 2, name, getattr(self, name), "an integer >= 2")
-        require(
-            self.separable_repeats in (1, 2),
-            "separable_repeats",
-            self.separable_repeats,
-            "1 or 2",
-        )
-        for v in self.batch_sizes:
-            require(v >= 1, "batch_sizes", v, "integers >= 1")
-        for v in self.learning_rates:
-            require(v > 0, "learning_rates", v, "numbers > 0")
-        for v in self.dropouts:
-            require(0 <= v < 1, "dropouts", v, "values in [0, 1)")
-        for v in self.weight_decays:
-            require(v >= 0, "weight_decays", v, "numbers >= 0")
+        check_fields(self)
 
 
 @dataclass(frozen=True)

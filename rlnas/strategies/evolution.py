@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from rlnas.errors import require
+from rlnas.rules import Range, check_fields
 from rlnas.space import Decision, Sample, Space
 from rlnas.strategies.base import Strategy
 
@@ -28,22 +29,21 @@ from rlnas.strategies.base import Strategy
 class EvolutionConfig:
     """Settings of regularized evolution (defaults: the NAS-Bench-201 scripts)."""
 
-    population: int = 10
+    population: Annotated[int, Range(ge=2)] = 10
     """Size of the aging population."""
     sample_size: int = 3
     """Tournament size: members drawn to pick the parent."""
-    mutation_tries: int = 10
+    mutation_tries: Annotated[int, Range(ge=1)] = 10
     """Mutations tried before falling back to a random unseen architecture (unique only)."""
 
     def __post_init__(self) -> None:
-        require(self.population >= 2, "population", self.population, "an integer >= 2")
+        check_fields(self)
         require(
             1 <= self.sample_size <= self.population,
             "sample_size",
             self.sample_size,
             f"an integer in 1..population ({self.population})",
         )
-        require(self.mutation_tries >= 1, "mutation_tries", self.mutation_tries, "an integer >= 1")
 
 
 class RegularizedEvolution(Strategy):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
-from rlnas.errors import require
+from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decision, Sample, Space
 from rlnas.strategies.adam import Adam
 from rlnas.strategies.base import SpaceExhausted, Strategy, StrategyFault
@@ -34,87 +34,51 @@ class ReinforceConfig:
     """Settings of the REINFORCE controller. Defaults are ours, tuned on NAS-Bench-201
     (see the README); the values the papers used are noted beside each."""
 
-    hidden_size: int = 64
-    """LSTM units and embedding width (ENAS: 32 or 64; Zoph & Le: 35 in two layers)."""
-    temperature: float = 1.0
+    hidden_size: Annotated[int, Range(ge=1, le=1024)] = 64
+    """LSTM units and embedding width (ENAS: 32 or 64; Zoph & Le: 35 in two layers). At
+    most 1024: the LSTM's weights take about 32 * hidden_size**2 bytes, and Adam keeps two
+    more copies."""
+    temperature: Annotated[float, Range(gt=0)] = 1.0
     """Logits are divided by this before the tanh squashing (ENAS: 5.0)."""
-    tanh_constant: float | None = 2.5
+    tanh_constant: Annotated[float | None, Range(gt=0)] = 2.5
     """Logits become ``c * tanh(logits)``; ``None`` disables it (ENAS: 1.1 to 2.5)."""
-    learning_rate: float = 0.01
+    learning_rate: Annotated[float, Range(gt=0)] = 0.01
     """Adam learning rate of the controller (ENAS micro search: 0.0035; Zoph & Le: 0.0006)."""
-    batch_size: int = 2
+    batch_size: Annotated[int, Range(ge=1)] = 2
     """Children per update (Zoph & Le: m = 8 children per controller replica)."""
-    updates_per_batch: int = 1
+    updates_per_batch: Annotated[int, Range(ge=1)] = 1
     """Gradient steps taken on each batch (1 is plain REINFORCE)."""
-    baseline_decay: float = 0.99
+    baseline_decay: Annotated[float, Range(ge=0, lt=1)] = 0.99
     """Decay of the exponential moving average of rewards used as baseline (ENAS: 0.99)."""
     normalize_advantage: bool = True
     """Divide advantages by the running standard deviation of rewards."""
-    entropy_weight: float = 1e-4
+    entropy_weight: Annotated[float, Range(ge=0)] = 1e-4
     """Weight of the entropy bonus in the loss (ENAS: 1e-4)."""
-    advantage: str = "quantile"
+    advantage: Annotated[str, OneOf(("baseline", "quantile"))] = "quantile"
     """``baseline``: reward minus the EMA baseline (over the running std if
     ``normalize_advantage``); ``quantile``: 2 q - 1, where q is the reward's quantile among
     the last ``quantile_window`` rewards (scale-free: an outlier weighs like any loser)."""
-    quantile_window: int = 50
+    quantile_window: Annotated[int, Range(ge=2)] = 50
     """Rewards the ``quantile`` advantage compares with."""
-    elite_size: int = 3
+    elite_size: Annotated[int, Range(ge=0)] = 3
     """How many of the best architectures so far are replayed by maximum likelihood (0: off)."""
-    elite_weight: float = 1.0
+    elite_weight: Annotated[float, Range(ge=0)] = 1.0
     """Weight of the elite log-likelihood term."""
-    grad_clip_norm: float | None = None
+    grad_clip_norm: Annotated[float | None, Range(gt=0)] = None
     """Clip the global gradient norm to this value; ``None``: no clipping."""
-    init_range: float = 0.1
+    init_range: Annotated[float, Range(gt=0, le=1)] = 0.1
     """Weights start uniform in ``[-init_range, init_range]`` (ENAS: 0.1)."""
-    warm_updates: int = 0
+    warm_updates: Annotated[int, Range(ge=0)] = 0
     """After a warm start (``from``), sample with ``warm_temperature`` for this many updates
     so that the new search can still move away from the old preferences (0: never)."""
-    warm_temperature: float = 2.0
+    warm_temperature: Annotated[float, Range(gt=0)] = 2.0
     """Sampling temperature of the first ``warm_updates`` updates after a warm start."""
     from_: str | None = None
     """Start from a saved controller (``controllers/NAME`` or ``runs:/<run_id>/controller``);
     written ``from`` in YAML."""
 
     def __post_init__(self) -> None:
-        require(self.warm_updates >= 0, "warm_updates", self.warm_updates, "an integer >= 0")
-        require(
-            self.warm_temperature > 0, "warm_temperature", self.warm_temperature, "a number > 0"
-        )
-        for name in ("hidden_size", "batch_size", "updates_per_batch"):
-            require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
-        require(self.temperature > 0, "temperature", self.temperature, "a number > 0")
-        require(
-            self.tanh_constant is None or self.tanh_constant > 0,
-            "tanh_constant",
-            self.tanh_constant,
-            "a number > 0 or null",
-        )
-        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
-        require(
-            0 <= self.baseline_decay < 1,
-            "baseline_decay",
-            self.baseline_decay,
-            "a number in [0, 1)",
-        )
-        require(self.entropy_weight >= 0, "entropy_weight", self.entropy_weight, "a number >= 0")
-        require(
-            self.advantage in ("baseline", "quantile"),
-            "advantage",
-            self.advantage,
-            "baseline or quantile",
-        )
-        require(
-            self.quantile_window >= 2, "quantile_window", self.quantile_window, "an integer >= 2"
-        )
-        require(self.elite_size >= 0, "elite_size", self.elite_size, "an integer >= 0")
-        require(self.elite_weight >= 0, "elite_weight", self.elite_weight, "a number >= 0")
-        require(
-            self.grad_clip_norm is None or self.grad_clip_norm > 0,
-            "grad_clip_norm",
-            self.grad_clip_norm,
-            "a number > 0 or null",
-        )
-        require(self.init_range > 0, "init_range", self.init_range, "a number > 0")
+        check_fields(self)
 
 
 class Episode:

@@ -60,8 +60,8 @@ def connect(uri: str) -> MlflowClient:
             os.environ.setdefault(name, value)
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:
         raise TrackingError(
