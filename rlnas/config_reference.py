@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlnas.rules import rule_of
+
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 COMMAND = "python -m rlnas.config_reference --write README.md"
@@ -128,6 +130,15 @@ def _rule_text(obj: Any) -> str | None:
     return expected if isinstance(expected, str) else None
 
 
+def _declared_rule(cls: type, f: dataclasses.Field, hint: Any) -> str | None:
+    """The rule as the config's own check states it (``rlnas.rules``), else as declared."""
+    try:
+        text = rule_of(cls, f.name)
+    except (KeyError, TypeError, NameError):
+        text = ""
+    return text or field_rule(f, hint)
+
+
 def field_rule(f: dataclasses.Field, hint: Any) -> str | None:
     """The rule a field declares in its metadata or ``Annotated`` extras, if any."""
     if RULE_KEY in f.metadata:
@@ -180,7 +191,7 @@ def document_fields(cls: type, prefix: str = "") -> tuple[FieldDoc, ...]:
                 type=describe_type(hint),
                 default="(required)" if default is dataclasses.MISSING else yaml_value(default),
                 doc=docs.get(f.name, ""),
-                rule=field_rule(f, hint),
+                rule=_declared_rule(cls, f, hint),
             )
         )
     return tuple(out)
