@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas.config import TaskConfig
 from rlnas.errors import DataError
-from rlnas.task_readers import RawData
+from rlnas.raw_data import RawData
+from rlnas.task_config import TaskConfig
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 MIN_IMAGE_SIDE = 8

@@ -26,12 +26,13 @@ import os
 import pickle
 import random
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rlnas.errors import DataError, did_you_mean
+from rlnas.image_folder import read_image_folder
+from rlnas.raw_data import RawData
 from rlnas.task_config import TaskConfig
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
@@ -46,21 +47,6 @@ FASHION_CLASSES += ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer"]
 CIFAR10_CLASSES += ["dog", "frog", "horse", "ship", "truck"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
-
-
-@dataclass
-class RawData:
-    """A data set as read, before checks and splits (``x_test`` is None: none of its own)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    class_names: list[str] | None
-    source: str
-    """One line of provenance."""
-    flip: bool = False
-    """Horizontal flips keep the label (photos, clothes), see ``TaskSpec.flip``."""
 
 
 # -- built-in data sets ---------------------------------------------------------------------
@@ -350,8 +336,6 @@ def _short(exc: BaseException) -> str:
 
 def image_folder(cfg: TaskConfig) -> RawData:
     """Images in one sub-folder per class, checked and decoded: :mod:`rlnas.image_folder`."""
-    from rlnas.image_folder import read_image_folder
-
     return read_image_folder(cfg)
 
 

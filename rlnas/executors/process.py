@@ -42,10 +42,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from multiprocessing.process import BaseProcess
 
-from rlnas.config import ExecutorConfig
 from rlnas.errors import ChildFailure
 from rlnas.executors import Evaluator, Job, devices, run_job, thread_env, worker_threads
+from rlnas.executors.config import ExecutorConfig
 from rlnas.executors.pooled import PooledExecutor, Slot, pickled_factory
+from rlnas.quiet import quiet_if_asked
 
 log = logging.getLogger("rlnas.executors.process")
 
@@ -78,6 +79,7 @@ def describe_exit(exitcode: int | None) -> str:
 def _worker_main(conn: Connection, factory: bytes, env: dict[str, str]) -> None:
     """Body of a worker: build the evaluator, then answer jobs until told to stop."""
     os.environ.update(env)  # before the factory can import TensorFlow
+    quiet_if_asked()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _exit_with_parent()
     try:
