@@ -86,6 +86,8 @@ def quiet_frameworks(verbose: int) -> None:
     console, unless the user asks for log messages (``--verbose``) or chose a TensorFlow
     log level of their own. Works only before TensorFlow is imported."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow 3 draws a progress bar on stderr for every artifact download (a config read back)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # errors surface as Python exceptions
