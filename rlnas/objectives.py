@@ -85,13 +85,17 @@ class Objective:
         return self.direction == MAXIMIZE
 
     def value(self, reward: float | None, metrics: Mapping[str, float]) -> float:
-        """This objective's value for a trial with ``reward`` and ``metrics``."""
+        """This objective's value for a trial with ``reward`` and ``metrics``.
+
+        A missing metric is a :class:`ConfigError`: the evaluator does not produce what the
+        objectives name.
+        """
         if self.metric == REWARD:
             if reward is None:
-                raise KeyError(f"objective `{self.name}`: the trial has no reward.")
+                raise ConfigError(f"objective `{self.name}`: the trial has no reward.")
             return float(reward)
         if self.metric not in metrics:
-            raise KeyError(
+            raise ConfigError(
                 f"objective `{self.name}`: the trial's metrics have no `{self.metric}` "
                 f"(they have: {', '.join(sorted(metrics)) or 'none'})."
             )

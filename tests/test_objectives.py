@@ -74,7 +74,7 @@ def test_value_reads_reward_or_metric():
     acc, lat = parse_objectives(["accuracy", "latency:pixel3"])
     assert acc.value(0.9, {}) == 0.9
     assert lat.value(0.9, {"hw_pixel3_latency_ms": 3.5}) == 3.5
-    with pytest.raises(KeyError, match="no `hw_pixel3_latency_ms`"):
+    with pytest.raises(ConfigError, match="no `hw_pixel3_latency_ms`.*they have: params"):
         lat.value(0.9, {"params": 1.0})
 
 
