@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rlnas.config import Config
 from rlnas.executors import Evaluator, Executor, InlineExecutor
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from rlnas.tasks import TaskSpec
 
 
 @functools.lru_cache(maxsize=4)
@@ -24,8 +28,9 @@ def load_task_data(cfg: Config):
     return load_task(cfg.task, seed=cfg.seed)
 
 
-def make_space(cfg: Config) -> Space:
-    """The search space of ``cfg`` (data-dependent masks need the task's input shape)."""
+def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
+    """The search space of ``cfg`` (data-dependent masks need the task's input shape):
+    for inputs ``spec`` if given (``rlnas final``), else for the task's data, loaded."""
     if cfg.space == "nb201":
         from rlnas.spaces.nb201 import Nb201Space
 
@@ -34,14 +39,15 @@ def make_space(cfg: Config) -> Space:
         from rlnas.errors import FieldError
 
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
-    data = load_task_data(cfg)
+    if spec is None:
+        spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
     if cfg.space == "nasnet":
         from rlnas.spaces.nasnet import NasnetSpace
 
-        return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
+        return NasnetSpace(cfg.nasnet, spec)
     from rlnas.spaces.layers import LayersSpace
 
-    return LayersSpace(cfg.layers, data.spec)
+    return LayersSpace(cfg.layers, spec)
 
 
 def make_evaluator(cfg: Config) -> Evaluator:

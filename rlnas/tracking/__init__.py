@@ -6,6 +6,7 @@
   (one parent run, one nested run per child).
 """
 
+from rlnas.tracking.records import flatten
 from rlnas.tracking.store import (
     DEFAULT_URI,
     connect,
@@ -15,7 +16,7 @@ from rlnas.tracking.store import (
     redact,
     sqlite_path,
 )
-from rlnas.tracking.tracker import MLflowTracker, flatten
+from rlnas.tracking.tracker import MLflowTracker
 
 __all__ = [
     "DEFAULT_URI",

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlnas.config import TrackingConfig
 from rlnas.errors import TrackingError
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
 
 def download_artifacts(artifact_uri: str, tracking_uri: str, dst: str | Path) -> Path:
     """Download ``runs:/<run_id>/<path>`` into ``dst``; :class:`TrackingError` if absent."""
-    import mlflow.artifacts
+    import mlflow.artifacts  # lazy: importing rlnas.tracking (the CLI's parser) loads no MLflow
 
     connect(tracking_uri)
     try:
@@ -131,3 +132,15 @@ def first_line(exc: BaseException) -> str:
 def redact(uri: str) -> str:
     """A URI without its password (``scheme://user:***@host``), safe to log."""
     return re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)
+
+
+def open_store(uri: str | None) -> tuple[str, MlflowClient]:
+    """The URI and a client of an existing store (``--uri``, else the default of
+    ``tracking.uri``): a missing SQLite file is an error, not created."""
+    uri = normalize_uri(uri or TrackingConfig().resolved_uri())
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise TrackingError(
+            f"--uri: no tracking store at {str(db)!r}; run `rlnas search` first or pass --uri."
+        )
+    return uri, connect(uri)
