@@ -5,6 +5,12 @@ and the final runs alike); :func:`describe_run` logs a search's config and space
 parent run; :class:`ChildRuns` writes the nested run of each finished child
 of a search, idempotently, so that a write cut short by a store that went away is completed
 in place when it is tried again (:mod:`rlnas.tracking.outbox`).
+
+A child run ``child-NNNN`` (nested under the search's parent run) holds every decision as a
+param, tags (hash, controller step, strategy, status, cache, failure), per-epoch ``child/*``
+metrics (step = epoch, from 0), ``reward``, ``child/params``, ``child/mmacs``,
+``child/train_seconds``, the artifacts ``architecture.json`` and the evaluator's texts (the
+Keras model summary). Its status is FINISHED, FAILED or KILLED.
 """
 
 from __future__ import annotations

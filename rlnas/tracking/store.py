@@ -1,8 +1,9 @@
 """The MLflow store: URIs, reachability, experiments and artifact downloads.
 
-With :mod:`rlnas.tracking.tracker`, the only place rlnas imports MLflow (lazily, inside the
-functions). The default store is ``sqlite:///runs/mlflow.db`` with artifacts beside it in
-``runs/artifacts``, both created on first use.
+Like the rest of :mod:`rlnas.tracking`, the only place rlnas imports MLflow (lazily, inside
+the functions). The default store is ``sqlite:///runs/mlflow.db`` with artifacts beside it
+in ``runs/artifacts``, both created on first use by a search; :func:`open_store` opens an
+existing store for the commands that read one.
 """
 
 from __future__ import annotations

@@ -4,35 +4,24 @@
 store through ``MlflowClient`` with explicit run ids (never the fluent "active run" stack),
 so that only the search loop's driver writes and parallel executors need no access to it.
 
-What goes where (the README's "MLflow layout" section says the same):
-
-* parent run ``search-<space>-<task>-<time>``: the resolved config (``config.yaml`` and
-  flattened params), the space (``space.json``), tags ``rlnas.*``; per update the
-  ``controller/*`` metrics (step = update number); per child ``child/reward`` and
-  ``search/best_so_far`` (step = child number); at the end ``plots/rewards.png``,
-  ``top_k.csv``/``top_k.md``, ``best_architecture.json``, the controller (``controller/``)
-  and ``search/*`` summary metrics. Status FINISHED only when the search ended normally.
-* child run ``child-NNNN`` (nested): every decision as a param, tags (hash, controller step,
-  strategy, status, cache, failure), per-epoch ``child/*`` metrics (step = epoch, from 0),
-  ``reward``, ``child/params``, ``child/mmacs``, ``child/train_seconds``, artifacts
-  ``architecture.json`` and the evaluator's texts (the Keras model summary). Status FINISHED,
-  FAILED or KILLED.
+The parent run ``search-<space>-<task>-<time>`` holds the resolved config (``config.yaml``
+and flattened params), the space (``space.json``) and tags ``rlnas.*``; per update the
+``controller/*`` metrics (step = update number); per child ``child/reward`` and
+``search/best_so_far`` (step = child number); at the end what
+:mod:`~rlnas.tracking.results` logs and the tracker's
+:class:`~rlnas.tracking.results.ArtifactWriter` s add (the zoo's
+:class:`~rlnas.zoo.ControllerSaver`: ``controller/``). Status FINISHED only when the search
+ended normally. Child runs are written by :mod:`~rlnas.tracking.records` (the README's
+"MLflow layout" section lists both).
 
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
-an outbox, in order, until the store has them. A background thread writes them while the
-next child trains (the search loop does not wait for the store); the search's end waits for
-every event to be written before the parent run is closed. A store that stops answering mid-search
-does not stop the search: the outbox is retried with backoff and emptied when the store is
-back; past ``patience`` seconds the search stops with its state saved, and ``rlnas resume``
-records the rest. Writes are idempotent (fixed timestamps, a half-written child run is
-completed in place), and a resumed search first looks up what the store already holds
+an outbox, in order, until the store has them, written in the background while the next
+child trains (:mod:`~rlnas.tracking.writer`); the search's end waits for every event before
+the parent run is closed. A store that stops answering mid-search does not stop the search
+until ``patience`` seconds have passed; then it stops with its state saved, and ``rlnas
+resume`` records the rest. Writes are idempotent (fixed timestamps, a half-written child run
+is completed in place), and a resumed search first looks up what the store already holds
 (:mod:`rlnas.tracking.history`).
-
-The parts: :mod:`~rlnas.tracking.records` writes the child runs,
-:mod:`~rlnas.tracking.writer` drains the outbox in the background,
-:mod:`~rlnas.tracking.results` logs the end of the search; extra artifacts of the parent run
-(the zoo's :class:`~rlnas.zoo.ControllerSaver` adds the controller) come from the
-:class:`~rlnas.tracking.results.ArtifactWriter` s given to the tracker.
 """
 
 from __future__ import annotations
