@@ -7,7 +7,8 @@
     run_id = start(recorder, cfg, data, rank, child, decisions, seed)
     with run_ends_if_it_fails(recorder.client, run_id):
         model, epochs, seconds = train(recorder, run_id, blueprint, data, cfg.final, ...)
-        model, report, metrics = score(model, data, cfg.final, folder)
+        model, report, metrics = score_model(model, data, cfg.final, folder)
+        recorder.log_metrics(run_id, metrics)
         model_uri, version = record(recorder, run_id, model, report, folder, ...)
 """
 
