@@ -28,6 +28,11 @@ MLflow's default of minutes, because the tracker retries a store that went away 
 without stopping the search (:mod:`rlnas.tracking.outbox`)."""
 
 
+QUIET_DOWNLOADS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""No MLflow progress bars for the small files rlnas downloads (unless the user set it):
+a command's stderr holds its progress lines and its one-line errors."""
+
+
 def normalize_uri(uri: str) -> str:
     """Make a relative SQLite path absolute (so that runs are found from any folder)."""
     prefix = "sqlite:///"
@@ -112,6 +117,7 @@ def download_artifacts(artifact_uri: str, tracking_uri: str, dst: str | Path) ->
     """Download ``runs:/<run_id>/<path>`` into ``dst``; :class:`TrackingError` if absent."""
     import mlflow.artifacts  # lazy: importing rlnas.tracking (the CLI's parser) loads no MLflow
 
+    _quiet_downloads()
     connect(tracking_uri)
     try:
         local = mlflow.artifacts.download_artifacts(
@@ -144,4 +150,10 @@ def open_store(uri: str | None) -> tuple[str, MlflowClient]:
         raise TrackingError(
             f"--uri: no tracking store at {str(db)!r}; run `rlnas search` first or pass --uri."
         )
+    _quiet_downloads()
     return uri, connect(uri)
+
+
+def _quiet_downloads() -> None:
+    for name, value in QUIET_DOWNLOADS.items():
+        os.environ.setdefault(name, value)
