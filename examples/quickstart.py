@@ -10,7 +10,7 @@ decoded a second time) and saved as a Keras model.
 
 from __future__ import annotations
 
-from rlnas import factory
+from rlnas import factory, zoo
 from rlnas.config import load_config
 from rlnas.progress import ProgressBar
 from rlnas.search import Budget, Search
@@ -29,7 +29,8 @@ def main() -> None:
             "tracking.experiment=quickstart",
         ],
     )
-    tracker = MLflowTracker.from_config(cfg)
+    # the controller goes into the run's artifacts (controller/), as `rlnas search` does
+    tracker = MLflowTracker.from_config(cfg, artifacts=[zoo.ControllerSaver()])
     tracker.connect()  # fails fast if the store cannot be reached
     space = factory.make_space(cfg)  # loads and checks the data
     search = Search(

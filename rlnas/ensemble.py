@@ -60,7 +60,7 @@ def build_ensemble(
     ``weights`` default to equal; they are normalised to sum to 1. Every model must take the
     same input shape and return probabilities of the same classes.
     """
-    import keras
+    import keras  # lazy: keras loads TensorFlow; rlnas.final_runs imports this module
 
     if not models:
         raise ValueError("build_ensemble: no models")
@@ -96,7 +96,7 @@ def view_average(model, *, flip: bool = True, shift: int = 0, name: str = "view_
     that come in repeat the edge, as ``fill_mode="nearest"`` augmentation fills them): 1, 2,
     5 or 10 views. The views are stacked into one batch for ``model`` (called once), so the
     graph, and a TFLite export of it, holds one copy of the network."""
-    import keras
+    import keras  # lazy: keras loads TensorFlow; rlnas.final_runs imports this module
 
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3:
@@ -132,7 +132,7 @@ def _shifted(x, axis: int, step: int, size: tuple[int, int], name: str):
     """``x`` moved by ``step`` pixels along ``axis`` (1: rows, 2: columns; positive: down or
     right), its edge row or column repeated into the gap: built-in cropping and concatenation
     only."""
-    import keras
+    import keras  # lazy: keras loads TensorFlow; rlnas.final_runs imports this module
 
     n, side = abs(step), size[axis - 1]
 

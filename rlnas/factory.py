@@ -24,7 +24,7 @@ from rlnas.strategies.base import Strategy
 from rlnas.strategies.evolution import RegularizedEvolution
 from rlnas.strategies.random_search import RandomSearch
 from rlnas.strategies.reinforce import ReinforceController
-from rlnas.tasks import load_task
+from rlnas.tasks import TaskSpec, load_task
 
 
 @functools.lru_cache(maxsize=4)
@@ -33,16 +33,18 @@ def load_task_data(cfg: Config):
     return load_task(cfg.task, seed=cfg.seed)
 
 
-def make_space(cfg: Config) -> Space:
-    """The search space of ``cfg`` (data-dependent masks need the task's input shape)."""
+def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
+    """The search space of ``cfg`` (data-dependent masks need the task's input shape):
+    for inputs ``spec`` if given (``rlnas final``), else for the task's data, loaded."""
     if cfg.space == "nb201":
         return Nb201Space()
     if cfg.task.name == "nb201":
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
-    data = load_task_data(cfg)
+    if spec is None:
+        spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
     if cfg.space == "nasnet":
-        return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
-    return LayersSpace(cfg.layers, data.spec)
+        return NasnetSpace(cfg.nasnet, spec)
+    return LayersSpace(cfg.layers, spec)
 
 
 def make_evaluator(cfg: Config) -> Evaluator:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rlnas.config import FinalConfig
+from rlnas.ensemble import max_shift
 from rlnas.errors import ChildFailure, ConfigError
 from rlnas.tasks import TaskData, TaskSpec, stratified_take
 
@@ -71,8 +72,6 @@ def check_test_time_views(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
             f"`final.test_time_shift`: expected 0 for task {task!r} ({spec.input_kind} "
             f"inputs), got {cfg.test_time_shift}; shifted views need images."
         )
-    from rlnas.ensemble import max_shift
-
     limit = max_shift(spec.input_shape[0], spec.input_shape[1])
     if cfg.test_time_shift > limit:
         raise ConfigError(
@@ -145,7 +144,7 @@ class _EpochBudget:
         return max(done, self._used / self.seconds)
 
     def callback(self):
-        import keras
+        import keras  # lazy: keras loads TensorFlow; `rlnas final`'s checks need none
 
         budget = self
 
@@ -185,6 +184,7 @@ def train_final(
     ``on_epoch(epoch, logs, planned)`` hears of every finished epoch, ``planned`` being the
     epochs that will run as now planned. A NaN or infinite loss raises
     :class:`ChildFailure` (``nan_loss``)."""
+    # lazy: keras (and the Keras builders) load TensorFlow; `rlnas final`'s checks need none
     import keras
 
     from rlnas.keras_build import batches, build_model, compile_model
@@ -225,7 +225,7 @@ def train_final(
 
 def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class probabilities of ``model`` on ``x`` (inference mode: no augmentation)."""
-    from rlnas.keras_build import batches
+    from rlnas.keras_build import batches  # lazy: the Keras builders load TensorFlow
 
     probs = model.predict(batches(x, batch_size=batch_size), verbose=0)
     return np.asarray(probs, dtype=np.float64)
@@ -288,6 +288,7 @@ class ScoreReport:
 
 def score(probs: np.ndarray, y: np.ndarray, class_names: list[str]) -> ScoreReport:
     """The :class:`ScoreReport` of predicted class probabilities ``probs`` for labels ``y``."""
+    # lazy: scikit-learn is slow to import and only scoring needs it
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.arange(len(class_names))
@@ -320,6 +321,7 @@ def score(probs: np.ndarray, y: np.ndarray, class_names: list[str]) -> ScoreRepo
 
 def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path, title: str = "") -> Path:
     """A PNG of the confusion matrix, counts written in the cells (matplotlib's Agg canvas)."""
+    # lazy: matplotlib is slow to import and only a report draws
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -32,12 +32,14 @@ def load_backend() -> None:
     that the import (native modules among it) is never under way when a Ctrl-C arrives at
     the search's end: an interrupted native module initialisation can abort the process as
     it exits, instead of its clean ``interrupted`` and exit status 130."""
+    # lazy on purpose: imported here, when the search starts, not at import time
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
 
 
 def plot_rewards(trials: Sequence[Trial], path: str | Path, title: str = "") -> Path:
     """PNG of each child's reward and the best reward so far, over the children."""
+    # lazy: matplotlib is slow to import and only a search's end draws (see load_backend)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

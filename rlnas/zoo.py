@@ -41,13 +41,24 @@ import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rlnas
+from rlnas.config import TrackingConfig
 from rlnas.errors import ConfigError, ControllerError
 from rlnas.space import Decision, Space
 from rlnas.strategies.base import Strategy
 from rlnas.strategies.reinforce import LSTMPolicy, ReinforceConfig, ReinforceController
+from rlnas.tracking.store import download_artifacts
+from rlnas.zoo_transfer import (  # noqa: F401 (Transfer, plan_transfer: the zoo's API too)
+    Transfer,
+    copy_shared,
+    plan_transfer,
+    space_differences,
+)
+
+if TYPE_CHECKING:
+    from rlnas.search import Search, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +143,34 @@ def can_save(strategy: Strategy) -> bool:
     return strategy.can_save
 
 
+class ControllerSaver:
+    """Adds a search's controller to its MLflow parent run (the ``controller/`` artifact)
+    as the search ends: an artifact writer of :class:`~rlnas.tracking.MLflowTracker`,
+    which ``rlnas search`` attaches. Strategies without a policy to save add nothing.
+
+    ``card`` is the card of the controller saved last (``None`` until then).
+    """
+
+    def __init__(self) -> None:
+        self.card: ControllerCard | None = None
+
+    def write_artifacts(
+        self, folder: Path, search: Search, result: SearchResult, *, run_id: str | None, task: str
+    ) -> None:
+        if not can_save(search.strategy):
+            return
+        best = result.best.reward if result.best else None
+        children = sum(t.cached_from is None and t.state.finished for t in result.trials)
+        self.card = save_controller(
+            search.strategy,  # type: ignore[arg-type]  # can_save: a ReinforceController
+            folder / "controller",
+            task=task,
+            children=children,
+            best_reward=best,
+            run_id=run_id,
+        )
+
+
 def controller_dir(name: str, root: str | Path = ROOT) -> Path:
     """``controllers/<name>`` for ``--save-controller NAME``, checked before any work."""
     if not _NAME.match(name):
@@ -211,27 +250,6 @@ def read_card(folder: str | Path) -> ControllerCard:
     return ControllerCard.from_dict(data, str(path))
 
 
-def space_differences(saved: Mapping[str, Any], space: Space) -> list[str]:
-    """What differs between a card's space description and ``space`` (empty: identical)."""
-    here = json.loads(json.dumps(space.describe()))
-    out = []
-    if saved.get("space") != here["space"]:
-        out.append(f"space {saved.get('space')!r} saved, {here['space']!r} here")
-    old = {d["name"]: d["choices"] for d in saved.get("decisions", [])}
-    new = {d["name"]: d["choices"] for d in here["decisions"]}
-    only_old = [n for n in old if n not in new]
-    only_new = [n for n in new if n not in old]
-    if only_old:
-        out.append("decisions only in the saved controller: " + _few(only_old))
-    if only_new:
-        out.append("decisions only in this space: " + _few(only_new))
-    for name in (n for n in old if n in new and old[n] != new[n]):
-        out.append(f"choices of `{name}`: {old[name]} saved, {new[name]} here")
-    if not out and list(old) != list(new):
-        out.append("the decisions are declared in another order")
-    return out
-
-
 def check_source(
     source: str, space: Space, hidden_size: int, *, tracking_uri: str | None = None
 ) -> ControllerCard:
@@ -239,49 +257,6 @@ def check_source(
     a readable card, the same space, the same hidden size, an intact weights file."""
     with _local_folder(source, tracking_uri) as folder:
         return _check(folder, source, space, hidden_size)
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """What a warm start takes from a saved controller whose space is not this one."""
-
-    shared: dict[str, list[tuple[int, int]]]
-    """Per shared decision name: (saved index, index here) of each choice both have."""
-    not_transferred: list[str]
-    """Human-readable: decisions (or choices) here that start untrained."""
-
-    def note(self, source: str) -> str:
-        if not self.not_transferred:
-            return f"controller.from: {source!r}: every decision transferred."
-        return (
-            f"controller.from: {source!r}: transferred {len(self.shared)} shared decision(s); "
-            "not transferred: "
-            + "; ".join(self.not_transferred[:6])
-            + (f" (+{len(self.not_transferred) - 6} more)" if len(self.not_transferred) > 6 else "")
-            + "."
-        )
-
-
-def plan_transfer(saved: Mapping[str, Any], space: Space) -> Transfer | None:
-    """How the saved space's decisions map onto ``space``'s; ``None`` if identical."""
-    here = json.loads(json.dumps(space.describe()))
-    if not space_differences(saved, space):
-        return None
-    old = {d["name"]: d["choices"] for d in saved.get("decisions", [])}
-    shared: dict[str, list[tuple[int, int]]] = {}
-    missing: list[str] = []
-    for d in here["decisions"]:
-        name, choices = d["name"], d["choices"]
-        if name not in old:
-            missing.append(f"`{name}` (new decision)")
-            continue
-        pairs = [(old[name].index(c), i) for i, c in enumerate(choices) if c in old[name]]
-        if pairs:
-            shared[name] = pairs
-        if len(pairs) < len(choices):
-            new = [c for c in choices if c not in old[name]]
-            missing.append(f"`{name}` choices {new}")
-    return Transfer(shared, missing)
 
 
 def _check(folder: Path, source: str, space: Space, hidden_size: int) -> ControllerCard:
@@ -329,7 +304,7 @@ def warm_start(
         else:
             saved = LSTMPolicy(card.signature(), controller.config, seed=0)
             _load_weights(saved, weights)
-            _copy_shared(saved, controller.policy, transfer)
+            copy_shared(saved, controller.policy, transfer)
             log.warning(transfer.note(source))
     controller._sync()  # refresh the tables the sampler reads
     controller.warm_started()
@@ -342,28 +317,6 @@ def _load_weights(policy: LSTMPolicy, weights: Path) -> None:
         policy.load_keras_weights(str(weights))
     except Exception as exc:
         raise ControllerError(f"{str(weights)!r} cannot be loaded: {exc}") from None
-
-
-def _copy_shared(saved: LSTMPolicy, policy: LSTMPolicy, transfer: Transfer) -> None:
-    """Copy the LSTM and, per shared decision, the rows and columns of its shared choices:
-    the embedding of each choice (and of the decision's "inactive" token) and its head
-    column. Everything else keeps the fresh initialisation."""
-    emb, kernel, recurrent, bias, head_w, head_b = (w.copy() for w in policy.weights)
-    old_emb, old_kernel, old_recurrent, old_bias, old_w, old_b = saved.weights
-    kernel, recurrent, bias = old_kernel, old_recurrent, old_bias
-    emb[0] = old_emb[0]  # the start token
-    old_step = {d.name: d.step for d in saved.signature}
-    for t, decision in enumerate(policy.signature):
-        pairs = transfer.shared.get(decision.name)
-        if not pairs:
-            continue
-        u = old_step[decision.name]
-        emb[policy.base[t] + policy.sizes[t]] = old_emb[saved.base[u] + saved.sizes[u]]
-        for j, i in pairs:
-            emb[policy.base[t] + i] = old_emb[saved.base[u] + j]
-            head_w[:, policy.offset[t] + i] = old_w[:, saved.offset[u] + j]
-            head_b[policy.offset[t] + i] = old_b[saved.offset[u] + j]
-    policy.weights = [emb, kernel.copy(), recurrent.copy(), bias.copy(), head_w, head_b]
 
 
 def load_controller(
@@ -405,9 +358,6 @@ def keras_model(source: str, *, tracking_uri: str | None = None):
 @contextlib.contextmanager
 def _local_folder(source: str, tracking_uri: str | None) -> Iterator[Path]:
     if source.startswith("runs:/"):
-        from rlnas.config import TrackingConfig
-        from rlnas.tracking import download_artifacts
-
         uri = tracking_uri or TrackingConfig().resolved_uri()
         with tempfile.TemporaryDirectory() as tmp:
             yield download_artifacts(source, uri, tmp)
@@ -426,8 +376,3 @@ def _local_folder(source: str, tracking_uri: str | None) -> Iterator[Path]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _few(names: list[str], n: int = 3) -> str:
-    shown = ", ".join(f"`{x}`" for x in names[:n])
-    return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")

@@ -173,7 +173,7 @@ def test_show_of_a_search_run_artifact(tmp_path, toy_space, toy_evaluator, capsy
     from rlnas.tracking import MLflowTracker
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracker = MLflowTracker(uri, "zoo", task="toytask")
+    tracker = MLflowTracker(uri, "zoo", task="toytask", artifacts=[zoo.ControllerSaver()])
     controller = ReinforceController(toy_space, CFG, seed=5)
     Search(controller, InlineExecutor(toy_evaluator()), Budget(3), observers=[tracker]).run()
     source = f"runs:/{tracker.run_id}/controller"

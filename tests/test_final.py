@@ -420,7 +420,7 @@ def test_final_with_test_time_flip_and_shift_ships_the_averaging_model(tmp_path)
     ],
 )  # fmt: skip
 def test_a_final_run_that_fails_is_ended_with_its_status(tmp_path, error, status, message):
-    from rlnas.final_runs import _run_ends_if_it_fails
+    from rlnas.final_steps import run_ends_if_it_fails as _run_ends_if_it_fails
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run_id = client.create_run(client.create_experiment("x")).info.run_id

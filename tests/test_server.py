@@ -28,7 +28,7 @@ from doubles import ToySpace as FormulaSpace
 
 from rlnas import checkpoint as ckpt
 from rlnas import cli, factory
-from rlnas.commands import search as search_command
+from rlnas.commands import session as search_command
 from rlnas.tracking.outbox import Backoff
 
 mlflow = pytest.importorskip("mlflow")

@@ -186,10 +186,11 @@ def test_controller_artifact_of_a_tracked_search_loads_by_run_uri(
     from rlnas.tracking import MLflowTracker
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracker = MLflowTracker(uri, "zoo", task="toytask")
+    saver = zoo.ControllerSaver()
+    tracker = MLflowTracker(uri, "zoo", task="toytask", artifacts=[saver])
     controller = ReinforceController(toy_space, CFG, seed=5)
     Search(controller, InlineExecutor(toy_evaluator()), Budget(3), observers=[tracker]).run()
-    assert tracker.controller_card.tasks == ["toytask"]
+    assert saver.card.tasks == ["toytask"]
     loaded = zoo.load_controller(f"runs:/{tracker.run_id}/controller", toy_space, tracking_uri=uri)
     for a, b in zip(weights(controller), weights(loaded)):
         np.testing.assert_array_equal(a, b)

@@ -22,10 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rlnas import zoo
 from rlnas.errors import ConfigError, ControllerError, SpaceError, did_you_mean
 from rlnas.space import Space
+from rlnas.tracking.store import download_artifacts, open_store
 
-DEFAULT_ROOT = "controllers"  # rlnas.zoo.ROOT, without importing the zoo at parser time
+DEFAULT_ROOT = str(zoo.ROOT)
 
 
 def register(subparsers) -> None:
@@ -89,8 +91,6 @@ def space_from_card(card, where: str) -> CardSpace:
 
 # -- list -------------------------------------------------------------------------------------
 def run_list(args: argparse.Namespace) -> int:
-    from rlnas import zoo
-
     root = Path(args.root)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--root: {str(root)!r} is a file; expected a folder of controllers.")
@@ -143,8 +143,6 @@ def _folders(root: Path) -> list[Path]:
 
 
 def _check_weights(folder: Path, card) -> None:
-    from rlnas import zoo
-
     weights = folder / zoo.WEIGHTS
     if not weights.is_file():
         raise ControllerError(f"{str(weights)!r} does not exist.")
@@ -159,9 +157,6 @@ def run_show(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top: expected an integer >= 1, got {args.top}.")
     source = args.source
     if source.startswith("runs:/"):
-        from rlnas.final_runs import open_store
-        from rlnas.tracking import download_artifacts
-
         uri, _ = open_store(args.uri)
         with tempfile.TemporaryDirectory() as tmp:
             folder = download_artifacts(source, uri, tmp)
@@ -185,8 +180,6 @@ def _local(source: str, root: Path) -> Path:
 
 
 def _show(folder: Path, source: str, top: int) -> None:
-    from rlnas import zoo
-
     card = zoo.read_card(folder)
     space = space_from_card(card, str(folder / zoo.CARD))
     controller = zoo.load_controller(str(folder), space)  # TensorFlow starts here

@@ -17,6 +17,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rlnas.config import Config
+from rlnas.errors import ConfigError
+from rlnas.export import representative, tflite_accuracy, to_tflite
+from rlnas.final import accuracy, predict
+from rlnas.tasks import load_task
+from rlnas.tracking.final_recorder import record_export
+from rlnas.tracking.models import download_model, final_model_run, search_config
+from rlnas.tracking.store import open_store
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 
 def register(subparsers) -> None:
@@ -38,10 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlnas.errors import ConfigError
-    from rlnas.final_runs import open_store, search_config
-    from rlnas.tracking.models import final_model_run
-
     if not args.tflite:
         raise ConfigError("export: choose a format; expected --tflite.")
     if args.output and not args.output.endswith(".tflite"):
@@ -61,15 +73,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
+def export(client: MlflowClient, run: Run, cfg: Config, quantize: str | None, output: Path) -> dict:
     """Convert the final run's model, measure both models on the test split, log, write."""
+    # lazy: keras loads TensorFlow, which the CLI's --help must not
     import keras
-    import numpy as np
-
-    from rlnas.export import representative, tflite_accuracy, to_tflite
-    from rlnas.final import accuracy, predict
-    from rlnas.tasks import load_task
-    from rlnas.tracking.models import download_model, log_batch
 
     data = load_task(dataclasses.replace(cfg.task, train_subset=None))
     kind = quantize or "float32"
@@ -107,8 +114,7 @@ def export(client, run, cfg, quantize: str | None, output: Path) -> dict:
         f"export/{kind}/test_accuracy": tflite_acc,
         f"export/{kind}/smaller_than_float32": summary["smaller_than_float32_tflite"],
     }
-    log_batch(client, run.info.run_id, metrics=metrics)
-    client.log_artifact(run.info.run_id, str(output), "tflite")
+    record_export(client, run.info.run_id, metrics, output)
     return summary
 
 

@@ -18,6 +18,10 @@ import json
 import sys
 from pathlib import Path
 
+from rlnas.errors import ConfigError
+from rlnas.final_runs import execute, prepare
+from rlnas.progress import clock
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -78,9 +82,6 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlnas.errors import ConfigError
-    from rlnas.final_runs import execute, prepare
-
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
     plan = prepare(args.run_id, flag_overrides(args), args.uri)
@@ -97,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(summary: dict) -> None:
     """A table of the final models on stdout."""
-    from rlnas.progress import clock
-
     print(
         f"Final models of search {summary['search_run_id']} ({summary['task']}, "
         f"{summary['space']}): up to {summary['epochs']} epochs on {summary['fit']}."

@@ -20,8 +20,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rlnas.commands.search import add_run_options
+from rlnas.checkpoint import FILE, read, running, state_dir
+from rlnas.commands import session
+from rlnas.commands.session import add_run_options
+from rlnas.config import Config, TrackingConfig, apply_override, from_dict, load_config, to_dict
 from rlnas.errors import ConfigError, TrackingError
+from rlnas.tracking.outbox import transient
+from rlnas.tracking.store import connect, first_line, normalize_uri, redact, sqlite_path
 
 CHANGEABLE = (
     "executor.",
@@ -64,12 +69,9 @@ def resume(
     run_id: str, args: argparse.Namespace, *, uri: str | None = None, config_path: str | None = None
 ) -> int:
     """Check, rebuild and run the search of ``run_id``; the command's exit status."""
-    from rlnas.commands import search as search_command
-    from rlnas.config import Config, apply_override, from_dict, load_config
-
     given = load_config(config_path, args.set) if config_path else None
     if uri is None:
-        uri = (given.tracking if given is not None else _default_tracking()).resolved_uri()
+        uri = (given.tracking if given is not None else TrackingConfig()).resolved_uri()
     state = load_state(run_id, uri)
     header = state["header"]
     data = header["config"]
@@ -80,13 +82,13 @@ def resume(
         apply_override(data, item)
     data.setdefault("tracking", {})["uri"] = header["tracking_uri"]  # where the run is
     cfg = from_dict(Config, data)
-    p = search_command.prepare(
+    p = session.prepare(
         cfg,
         save_controller=args.save_controller,
         progress=not args.no_progress,
         resume=(run_id, state["search"]),
     )
-    return search_command.execute(p, cfg, args)
+    return session.execute(p, cfg, args)
 
 
 def load_state(run_id: str, uri: str) -> dict[str, Any]:
@@ -94,9 +96,6 @@ def load_state(run_id: str, uri: str) -> dict[str, Any]:
 
     Writes nothing; every refusal is a one-line :class:`TrackingError` or ConfigError.
     """
-    from rlnas.checkpoint import FILE, read, running, state_dir
-    from rlnas.tracking import connect, normalize_uri, redact, sqlite_path
-
     uri = normalize_uri(uri)
     folder = state_dir(uri, run_id)  # checks the id's form first
     db = sqlite_path(uri)
@@ -146,10 +145,6 @@ def load_state(run_id: str, uri: str) -> dict[str, Any]:
 
 
 def _get_run(client, run_id: str, uri: str):
-    from rlnas.tracking import redact
-    from rlnas.tracking.outbox import transient
-    from rlnas.tracking.store import first_line
-
     try:
         return client.get_run(run_id)
     except Exception as exc:
@@ -165,8 +160,6 @@ def _get_run(client, run_id: str, uri: str):
 
 def _agree(given, saved: dict, header: dict) -> None:
     """``given`` (from --config and --set) may differ from ``saved`` only where allowed."""
-    from rlnas.config import to_dict
-
     if given.tracking.experiment != header["experiment"]:
         raise TrackingError(
             f"tracking.experiment: run {header['run_id']} belongs to experiment "
@@ -198,9 +191,3 @@ def _changeable(key: str) -> None:
             f"--set {key}: a resumed search keeps its settings; only executor.* and "
             "search.children, search.wall_seconds, search.budget_seconds can change."
         )
-
-
-def _default_tracking():
-    from rlnas.config import TrackingConfig
-
-    return TrackingConfig()

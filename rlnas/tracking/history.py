@@ -16,7 +16,7 @@ Child runs are found by their tags: ``rlnas.child`` (the trial number) under
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from rlnas.trial import Trial, TrialState
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from rlnas.search import Search
 
 log = logging.getLogger("rlnas.tracking")
 
@@ -95,6 +97,30 @@ def reconcile(client: MlflowClient, runs: Iterable[Any], trials: Iterable[Trial]
         log.warning("child run %s was left RUNNING by a crash; marking it KILLED", run_id)
         client.set_tag(run_id, "rlnas.stale", "true")
         client.set_terminated(run_id, "KILLED")
+    return out
+
+
+def unrecorded_trials(trials: Iterable[Trial], logged: Mapping[int, str]) -> list[Trial]:
+    """The finished trials without a complete run in ``logged``, in the order they finished."""
+    missing = [t for t in trials if t.state.finished and t.number not in logged]
+    missing.sort(key=lambda t: (t.finished_at or 0.0, t.number))
+    return missing
+
+
+def unrecorded_updates(
+    client: MlflowClient, run_id: str, search: Search
+) -> list[tuple[dict[str, float], int, float]]:
+    """The controller updates of ``search`` (metrics, step, time) that parent run ``run_id``
+    lacks, judged by the steps logged of the last update's first metric."""
+    if not search.updates:
+        return []
+    key = next(iter(search.updates[-1][1]))
+    steps = {m.step for m in client.get_metric_history(run_id, key)}
+    out = []
+    for n, (stamp, metrics) in enumerate(search.updates, start=1):
+        step = int(metrics.get("controller/step", n))
+        if step not in steps:
+            out.append((dict(metrics), step, stamp))
     return out
 
 

@@ -1,32 +1,26 @@
-"""The MLflow side of final training and export: read a search, log final models.
+"""A search read back from MLflow, for final training and export.
 
 * :func:`read_search` finds a search's parent run, its resolved config (``config.yaml``) and
   its completed children, best first, one per distinct architecture; every bad run id is a
   :class:`~rlnas.errors.TrackingError` (one line, exit status 2) before any work.
-* :func:`start_final_run` opens a run nested under the search (``mlflow.parentRunId``) and
-  tagged ``rlnas.kind=final`` (or ``final-ensemble``), ``rlnas.search_run_id``, the
-  retrained child's run and architecture hash, its rank and the ``rlnas final`` session.
-* :func:`log_keras_model_and_finish` logs a model with MLflow's Keras 3 flavour
-  (``mlflow.keras``) and registers it in the Model Registry; :func:`final_model_run` finds
-  the model ``rlnas export`` converts.
+* :func:`search_config` is the search's config with ``--set`` overrides, checked strictly;
+* :func:`final_model_run` finds the model ``rlnas export`` converts, and
+  :func:`download_model` fetches it.
 
-Like :mod:`rlnas.tracking.tracker`, it talks to the store through ``MlflowClient`` with
-explicit run ids; only :func:`log_keras_model_and_finish` resumes the run in MLflow's fluent API,
-which ``mlflow.keras.log_model`` needs, and restores the global state afterwards.
+Writing final runs is :mod:`rlnas.tracking.final_recorder`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
-from collections.abc import Iterator, Mapping
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rlnas.config import Config, apply_override, from_dict
 from rlnas.errors import ConfigError, SpaceError, TrackingError
 from rlnas.tracking.store import first_line, redact
 
@@ -118,8 +112,6 @@ def read_search(client: MlflowClient, run_id: str, uri: str) -> SearchRecord:
 
 
 def _read_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, "config.yaml", tmp)
@@ -176,6 +168,21 @@ def completed_children(client: MlflowClient, experiment_id: str, run_id: str) ->
     return distinct
 
 
+def search_config(search: SearchRecord, overrides: list[str]) -> Config:
+    """The search's logged config with ``overrides`` applied, checked strictly; a search of
+    a lookup table (nothing to retrain or export) is refused."""
+    data = json.loads(json.dumps(search.config))
+    for item in overrides:
+        apply_override(data, item)
+    cfg = from_dict(Config, data)
+    if cfg.space not in ("layers", "nasnet") or cfg.task.name == "nb201":
+        raise ConfigError(
+            f"RUN_ID: search {search.run_id} searched the {cfg.space!r} space of task "
+            f"{cfg.task.name!r}, a lookup table; there is no Keras model to retrain."
+        )
+    return cfg
+
+
 def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
     """The decision values of ``child`` (params are strings; the space knows the types)."""
     values: dict[str, Any] = {}
@@ -198,115 +205,6 @@ def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
     except SpaceError as exc:
         raise ConfigError(f"child {child.number} does not fit this config's space: {exc}") from None
     return values
-
-
-# -- final runs ---------------------------------------------------------------------------
-def start_final_run(
-    client: MlflowClient,
-    search: SearchRecord,
-    *,
-    name: str,
-    kind: str,
-    session: str,
-    tags: Mapping[str, str] = {},  # noqa: B006 (read only)
-    params: Mapping[str, str] = {},  # noqa: B006
-) -> str:
-    """A run for one final model, nested under the search; returns its id."""
-    all_tags = {
-        "mlflow.parentRunId": search.run_id,
-        "rlnas.kind": kind,
-        "rlnas.search_run_id": search.run_id,
-        "rlnas.final_session": session,
-        "mlflow.source.name": "rlnas final",
-        **tags,
-    }
-    run = client.create_run(search.experiment_id, tags=all_tags, run_name=name)
-    log_batch(client, run.info.run_id, params=params)
-    return run.info.run_id
-
-
-def log_batch(
-    client: MlflowClient,
-    run_id: str,
-    *,
-    metrics: Mapping[str, float] = {},  # noqa: B006 (read only)
-    params: Mapping[str, str] = {},  # noqa: B006
-    tags: Mapping[str, str] = {},  # noqa: B006
-    step: int = 0,
-) -> None:
-    """Log in batches of 100 entities (MLflow's limit per call)."""
-    from mlflow.entities import Metric, Param, RunTag
-
-    now = int(time.time() * 1000)
-    items: list = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    items += [Param(k, str(v)[:6000]) for k, v in params.items()]
-    items += [RunTag(k, str(v)) for k, v in tags.items()]
-    for i in range(0, len(items), 100):
-        chunk = items[i : i + 100]
-        client.log_batch(
-            run_id,
-            metrics=[x for x in chunk if isinstance(x, Metric)],
-            params=[x for x in chunk if isinstance(x, Param)],
-            tags=[x for x in chunk if isinstance(x, RunTag)],
-        )
-
-
-@contextlib.contextmanager
-def _resumed(uri: str, run_id: str) -> Iterator[None]:
-    """Resume ``run_id`` as MLflow's active run in store ``uri`` for a block; the run ends
-    FINISHED with the block (FAILED if it raises) and the global tracking URI is restored."""
-    import mlflow
-
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run(run_id=run_id):
-            yield
-    finally:
-        mlflow.set_tracking_uri(before)
-
-
-def log_keras_model_and_finish(
-    uri: str,
-    run_id: str,
-    model: Any,
-    example: Any,
-    registered_name: str | None,
-) -> tuple[str, str | None]:
-    """Log ``model`` with the ``mlflow.keras`` flavour (``.keras`` format), register it under
-    ``registered_name`` if given, and end the run FINISHED (the last step of a final run).
-
-    Returns the model URI and the registered version (``None`` when not registered).
-    """
-    import keras
-    import mlflow.keras
-    import numpy as np
-    from mlflow.models import infer_signature
-
-    # the signature needs shapes and dtypes only: no prediction (and no retracing) for it
-    prediction = np.zeros((len(example), *model.outputs[0].shape[1:]), dtype=np.float32)
-    requirements = [f"keras=={keras.__version__}", _tensorflow_requirement()]
-    with _resumed(uri, run_id):
-        info = mlflow.keras.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, prediction),
-            pip_requirements=requirements,  # skips inferring them in a subprocess (slow)
-            registered_model_name=registered_name,
-            await_registration_for=0,
-        )
-    version = getattr(info, "registered_model_version", None)
-    return info.model_uri, None if version is None else str(version)
-
-
-def _tensorflow_requirement() -> str:
-    from importlib.metadata import version
-
-    return f"tensorflow=={version('tensorflow')}"
-
-
-def end_run(client: MlflowClient, run_id: str, status: str) -> None:
-    client.set_terminated(run_id, status)
 
 
 # -- finding a final model ----------------------------------------------------------------

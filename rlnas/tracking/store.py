@@ -1,8 +1,9 @@
 """The MLflow store: URIs, reachability, experiments and artifact downloads.
 
-With :mod:`rlnas.tracking.tracker`, the only place rlnas imports MLflow (lazily, inside the
-functions). The default store is ``sqlite:///runs/mlflow.db`` with artifacts beside it in
-``runs/artifacts``, both created on first use.
+Like the rest of :mod:`rlnas.tracking`, the only place rlnas imports MLflow (lazily, inside
+the functions). The default store is ``sqlite:///runs/mlflow.db`` with artifacts beside it
+in ``runs/artifacts``, both created on first use by a search; :func:`open_store` opens an
+existing store for the commands that read one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlnas.config import TrackingConfig
 from rlnas.errors import TrackingError
 
 if TYPE_CHECKING:
@@ -24,6 +26,11 @@ HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BAC
 """MLflow's own retries of one HTTP request (unless the user set them): a few seconds, not
 MLflow's default of minutes, because the tracker retries a store that went away itself,
 without stopping the search (:mod:`rlnas.tracking.outbox`)."""
+
+
+QUIET_DOWNLOADS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+"""No MLflow progress bars for the small files rlnas downloads (unless the user set it):
+a command's stderr holds its progress lines and its one-line errors."""
 
 
 def normalize_uri(uri: str) -> str:
@@ -108,8 +115,9 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
 
 def download_artifacts(artifact_uri: str, tracking_uri: str, dst: str | Path) -> Path:
     """Download ``runs:/<run_id>/<path>`` into ``dst``; :class:`TrackingError` if absent."""
-    import mlflow.artifacts
+    import mlflow.artifacts  # lazy: importing rlnas.tracking (the CLI's parser) loads no MLflow
 
+    _quiet_downloads()
     connect(tracking_uri)
     try:
         local = mlflow.artifacts.download_artifacts(
@@ -131,3 +139,21 @@ def first_line(exc: BaseException) -> str:
 def redact(uri: str) -> str:
     """A URI without its password (``scheme://user:***@host``), safe to log."""
     return re.sub(r"(//[^/:@]+:)[^/@]+@", r"\1***@", uri)
+
+
+def open_store(uri: str | None) -> tuple[str, MlflowClient]:
+    """The URI and a client of an existing store (``--uri``, else the default of
+    ``tracking.uri``): a missing SQLite file is an error, not created."""
+    uri = normalize_uri(uri or TrackingConfig().resolved_uri())
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise TrackingError(
+            f"--uri: no tracking store at {str(db)!r}; run `rlnas search` first or pass --uri."
+        )
+    _quiet_downloads()
+    return uri, connect(uri)
+
+
+def _quiet_downloads() -> None:
+    for name, value in QUIET_DOWNLOADS.items():
+        os.environ.setdefault(name, value)

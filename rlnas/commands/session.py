@@ -1,0 +1,254 @@
+"""A search session, shared by ``rlnas search`` and ``rlnas resume``: prepare, run, report.
+
+:func:`prepare` builds and checks every part before the MLflow parent run exists (the
+options, the Ray cluster, the store, the data and space, the saved controller to start from)
+and returns a :class:`Prepared` search; :func:`execute` runs it with Ctrl-C and SIGTERM
+stopping it cleanly, saves the controller if asked, writes the summary and reports::
+
+    p = prepare(cfg, save_controller="mnist1d", progress=False)
+    status = execute(p, cfg, args)  # the command's exit status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlnas import factory, zoo
+from rlnas.checkpoint import Checkpoint, state_root
+from rlnas.config import Config, to_dict
+from rlnas.errors import ConfigError, FieldError
+from rlnas.final import check_test_time_views
+from rlnas.progress import ProgressBar, clock
+from rlnas.search import Budget, FailurePolicy, Search, SearchResult
+from rlnas.space import Space
+from rlnas.strategies.base import Strategy
+from rlnas.tracking import DEFAULT_URI, MLflowTracker, normalize_uri
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that runs a search takes (search and resume)."""
+    p.add_argument("--summary", metavar="PATH", help="write a JSON summary of the search here")
+    p.add_argument(
+        "--save-controller",
+        metavar="NAME",
+        help="save the trained controller to controllers/NAME when the search finishes",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+@dataclass
+class Prepared:
+    """A search ready to run, with its tracker, progress bar and checkpoint."""
+
+    search: Search
+    tracker: MLflowTracker
+    progress: ProgressBar | None
+    save_to: Path | None
+    """``controllers/NAME`` of ``--save-controller``, checked to be free."""
+    checkpoint: Checkpoint | None = None
+    saver: zoo.ControllerSaver = field(default_factory=zoo.ControllerSaver)
+    """Adds the controller to the parent run's artifacts as the search ends."""
+
+
+def prepare(
+    cfg: Config,
+    *,
+    save_controller: str | None = None,
+    progress: bool = True,
+    resume: tuple[str, dict[str, Any]] | None = None,
+) -> Prepared:
+    """Build and check every part of the search before anything is written to MLflow.
+
+    ``resume``: (run id, saved state) of a search to continue instead of a new one.
+    """
+    save_to = _check_options(cfg, save_controller)
+    saver = zoo.ControllerSaver()
+    tracker = MLflowTracker.from_config(cfg, artifacts=[saver])
+    tracker.connect()  # an unreachable store stops us before any work
+    space = factory.make_space(cfg)  # loads and checks the data
+    if cfg.final.test_time_flip or cfg.final.test_time_shift:  # now, not hours later
+        check_test_time_views(cfg.final, cfg.task.name, factory.load_task_data(cfg).spec)
+    strategy = _strategy(cfg, space, tracker.tracking_uri, warm=resume is None)
+    executor = factory.make_executor(cfg)
+    s = cfg.search
+    bar = ProgressBar(s.children, wall_seconds=s.wall_seconds) if progress else None
+    checkpoint = Checkpoint(
+        state_root(tracker.tracking_uri),
+        lambda: {
+            "run_id": tracker.run_id,
+            "tracking_uri": tracker.tracking_uri,
+            "experiment": tracker.experiment,
+            "experiment_id": tracker.experiment_id,
+            "config": to_dict(cfg),
+        },
+    )
+    search = Search(
+        strategy,
+        executor,
+        Budget(children=s.children, cost_seconds=s.budget_seconds, wall_seconds=s.wall_seconds),
+        seed=cfg.seed,
+        failures=FailurePolicy(reward=s.failed_reward, max_consecutive=s.max_failures),
+        observers=[tracker] + ([bar] if bar else []),
+        checkpoint=checkpoint,
+        preload=tracker.earlier_rewards if s.cache_across_searches else None,
+    )
+    if resume is not None:
+        _load(search, tracker, bar, *resume)
+    return Prepared(search, tracker, bar, save_to, checkpoint, saver)
+
+
+def _check_options(cfg: Config, save_controller: str | None) -> Path | None:
+    """Check the options that need no data, before the store is created; the folder of
+    ``--save-controller``, if given."""
+    save_to = None
+    if save_controller is not None:
+        if cfg.strategy != "reinforce":
+            raise ConfigError(
+                f"--save-controller: only the reinforce strategy has a controller to save; "
+                f"this config uses strategy {cfg.strategy!r}."
+            )
+        save_to = zoo.controller_dir(save_controller)
+    if cfg.controller.from_ and cfg.strategy != "reinforce":
+        raise FieldError(
+            "controller.from", cfg.controller.from_, "null unless strategy is reinforce"
+        )
+    if cfg.executor.kind == "ray" and cfg.executor.ray_address:
+        # lazy: the Ray executor's module is slow to import, and only Ray searches need it
+        from rlnas.executors.ray_executor import check_reachable
+
+        check_reachable(cfg.executor.ray_address)
+    return save_to
+
+
+def _strategy(cfg: Config, space: Space, tracking_uri: str, *, warm: bool) -> Strategy:
+    """The strategy of ``cfg``, warm-started from ``controller.from`` for a new search (a
+    resumed one has its own state)."""
+    source = cfg.controller.from_ if warm else None
+    if source:  # before TensorFlow starts
+        zoo.check_source(source, space, cfg.controller.hidden_size, tracking_uri=tracking_uri)
+    strategy = factory.make_strategy(cfg, space)
+    if source:
+        zoo.warm_start(strategy, source, tracking_uri=tracking_uri)  # type: ignore[arg-type]
+    return strategy
+
+
+def _load(
+    search: Search,
+    tracker: MLflowTracker,
+    bar: ProgressBar | None,
+    run_id: str,
+    state: dict[str, Any],
+) -> None:
+    """Continue the search of ``run_id`` from its saved ``state``."""
+    search.load_state_dict(state)
+    tracker.resume(run_id)
+    if bar is not None:  # the children of the earlier runs count too
+        trained = [t for t in search.trials if t.state.finished and t.cached_from is None]
+        bar.done = sum(t.state.value in ("COMPLETE", "FAILED") for t in trained)
+        bar.failed = sum(t.state.value == "FAILED" for t in trained)
+        bar.best = search.best.reward if search.best is not None else None
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, ``kill``) stops the search as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
+    """Run a prepared search, then report it; the exit status of the command."""
+    try:
+        with sigterm_as_ctrl_c(), p.tracker:  # the parent run never stays RUNNING
+            result = p.search.run()
+    finally:
+        if p.progress is not None:
+            p.progress.close()
+    if p.tracker.status == "FINISHED" and p.checkpoint is not None:  # all of it is in MLflow
+        p.checkpoint.remove()
+    summary = p.tracker.summary(result)
+    if p.save_to is not None:
+        _save(p, summary)
+    if args.summary:
+        path = Path(args.summary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=1) + "\n")
+    _report(cfg, result, summary)
+    again = f"rlnas resume {summary['run_id']}"
+    if result.stopped == "interrupted":
+        print(f"Search interrupted, its state saved; continue it with: {again}", file=sys.stderr)
+        return 130
+    if result.stopped == "aborted":
+        print(
+            f"rlnas: error: search aborted: {result.message} (state saved; `{again}` continues it)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _save(p: Prepared, summary: dict[str, Any]) -> None:
+    """``--save-controller``: the controller into ``controllers/NAME`` if the search finished."""
+    if summary["status"] != "FINISHED":
+        print(
+            f"Controller not saved to {p.save_to}: the search did not finish; it is in the "
+            f"run's artifacts (runs:/{summary['run_id']}/controller).",
+            file=sys.stderr,
+        )
+        return
+    zoo.save_controller(
+        p.search.strategy,  # type: ignore[arg-type]  # --save-controller: reinforce only
+        p.save_to,
+        task=p.tracker.task,
+        children=summary["children"],
+        best_reward=summary["best_reward"],
+        run_id=summary["run_id"],
+    )
+    summary["saved_controller"] = str(p.save_to)
+
+
+def _report(cfg: Config, result: SearchResult, summary: dict[str, Any]) -> None:
+    """The best architecture and where to look at the search (stdout)."""
+    out = sys.stdout
+    best = result.best
+    if best is None:
+        print("No child completed.", file=out)
+    else:
+        print(f"Best child {best.number}: reward {best.reward:.4f} ({cfg.child.metric})", file=out)
+        width = max(len(k) for k in best.architecture)
+        for name, value in best.architecture.items():
+            print(f"  {name:<{width}}  {value}", file=out)
+    print(
+        f"{summary['children']} children ({summary['failed']} failed, {summary['cached']} "
+        f"cached) in {clock(result.wall_seconds)}; stopped: {result.stopped}. MLflow run "
+        f"{summary['run_id']} in experiment {summary['experiment']!r} ({summary['status']}).",
+        file=out,
+    )
+    if "saved_controller" in summary:
+        print(f"Controller saved to {summary['saved_controller']}.", file=out)
+    uri = summary["tracking_uri"]
+    if uri.startswith(("http://", "https://")):
+        print(f"Open {uri} in a browser to compare the children.", file=out)
+    elif uri == normalize_uri(DEFAULT_URI):
+        print("Open the UI: rlnas ui   (then http://127.0.0.1:5000)", file=out)
+    else:
+        print(f"Open the UI: rlnas ui --uri {uri}", file=out)
