@@ -16,24 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import rlnas
 
 ROOT = Path(rlnas.__file__).parent
 HEAVY = ("tensorflow", "keras", "mlflow")
-
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    frozenset({"rlnas.commands.search", "rlnas.commands.resume"}),
-    frozenset({"rlnas.tracking", "rlnas.tracking.tracker", "rlnas.zoo"}),
-    frozenset(
-        {"rlnas.config", "rlnas.spaces.layers", "rlnas.spaces.nasnet", "rlnas.tasks"}
-        | {"rlnas.task_readers"}
-    ),
-)
-"""Cycles that other branches are breaking; a cycle inside one of these groups is
-tolerated by :func:`test_no_import_cycles` until they are merged (then delete this list and
-the xfail of :func:`test_no_known_cycles_left`)."""
 
 
 def module_name(path: Path) -> str:
@@ -133,13 +119,6 @@ def test_graph_resolves_from_imports_to_modules() -> None:
 
 
 def test_no_import_cycles() -> None:
-    found = cycles(import_graph())
-    new = [c for c in found if not any(set(c) <= known for known in KNOWN_CYCLES)]
-    assert not new, "import cycles: " + "; ".join(" -> ".join(c) for c in new)
-
-
-@pytest.mark.xfail(strict=False, reason="known cycles being broken on other branches")
-def test_no_known_cycles_left() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
 
