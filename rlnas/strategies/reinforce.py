@@ -82,13 +82,10 @@ class ReinforceConfig:
 
 
 class Episode:
-    """One architecture sampled from the policy, one decision at a time.
-
-    :meth:`choose` draws each decision (a chooser for ``Space.sample``); :meth:`finish`
-    takes the finished sample and returns the one to ``tell`` (its masks: the choices still
-    open), or ``None`` when it had been proposed before (which only a resumed search meets).
-    Without ``unique`` it is plain sampling from the policy.
-    """
+    """One architecture sampled from the policy, one decision at a time: :meth:`choose` draws
+    each decision (a chooser for ``Space.sample``); :meth:`finish` returns the finished sample
+    to ``tell`` (its masks: the choices still open), or ``None`` when it had been proposed
+    before (only a resumed search meets that). Without ``unique``: plain policy sampling."""
 
     def __init__(self, controller: ReinforceController) -> None:
         self.controller, self.policy = controller, controller.policy
@@ -273,11 +270,10 @@ class ReinforceController(Strategy):
         if self.baseline is None:
             self.baseline = mean
             self.reward_var = float(rewards.var())
-        advantages = rewards - self.baseline
-        self.baseline = cfg.baseline_decay * self.baseline + (1 - cfg.baseline_decay) * mean
-        self.reward_var = cfg.baseline_decay * self.reward_var + (1 - cfg.baseline_decay) * float(
-            np.mean((rewards - self.baseline) ** 2)
-        )
+        decay, advantages = cfg.baseline_decay, rewards - self.baseline
+        self.baseline = decay * self.baseline + (1 - decay) * mean
+        spread = float(np.mean((rewards - self.baseline) ** 2))
+        self.reward_var = decay * self.reward_var + (1 - decay) * spread
         if cfg.normalize_advantage:
             advantages = advantages / (np.sqrt(self.reward_var) + 1e-8)
         self.recent = (self.recent + [float(r) for r in rewards])[-cfg.quantile_window :]
@@ -338,11 +334,10 @@ class ReinforceController(Strategy):
     def gradients(
         self, samples: list[Sample], coef: np.ndarray, is_batch: np.ndarray
     ) -> tuple[float, float, float, list[np.ndarray]]:
-        """The loss ``-sum_b coef[b] log p(sample b) - entropy_weight * mean entropy`` (the
-        entropy averaged over the ``is_batch`` rows) and its gradient with respect to each
-        weight, by backpropagation (the tests check it against TensorFlow's automatic
-        differentiation). Returns the loss, the mean entropy and mean log-probability of the
-        batch rows, and the gradients in the order of :attr:`LSTMPolicy.weights`."""
+        """The loss ``-sum_b coef[b] log p(sample b) - entropy_weight * mean entropy`` (entropy
+        averaged over the ``is_batch`` rows) and its gradient for each weight, by backpropagation
+        (tested against TensorFlow's automatic differentiation). Returns the loss, the mean
+        entropy and log-probability of the batch rows, and the gradients in weight order."""
         cfg = self.config
         logits, actions, masks, cache = self.policy.forward(samples, self.temperature)
         active = actions >= 0
