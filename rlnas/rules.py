@@ -13,11 +13,13 @@ reads cannot drift apart::
     # FieldError: `hidden_size`: expected an integer in 1..1024, got 1000000000000.
 
 A ``Literal`` type is a :class:`OneOf` rule of its own. A rule on a list applies to each of
-its values; ``None`` passes every rule of an optional field. Two rules hold for every numeric
-field without being written: numbers are finite (no ``.inf``, no ``.nan``), and integers
-without an upper bound of their own fit in a signed 32-bit integer (:data:`INT_LIMIT`), the
-widest the frameworks downstream take for counts and sizes. Rules that tie two fields
-together stay as :func:`~rlnas.errors.require` calls in ``__post_init__``.
+its values; ``None`` passes every rule of an optional field. Three rules hold for every numeric
+field without being written: numbers are finite (no ``.inf``, no ``.nan``) and not subnormal
+(``1e-320``: no setting means a number below :data:`TINY`); integers without an upper bound of
+their own fit in a signed 32-bit integer (:data:`INT_LIMIT`), the widest the frameworks
+downstream take for counts and sizes; and other numbers without a bound of their own stay
+within :data:`FLOAT_LIMIT` (a learning rate of ``1e300`` is a typo, not a setting). Rules
+that tie two fields together stay as :func:`~rlnas.errors.require` calls in ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +36,15 @@ from rlnas.errors import FieldError, did_you_mean
 
 INT_LIMIT = 2**31 - 1
 """Largest integer any config field accepts (also the smallest is ``-INT_LIMIT``)."""
+FLOAT_LIMIT = 1e15
+"""Largest magnitude a number field without a bound of its own accepts."""
+TINY = sys.float_info.min
+"""Smallest non-zero magnitude any number field accepts (the smallest normal double)."""
 
 
 def _num(x: float) -> str:
+    if isinstance(x, float) and abs(x) >= 1e15:
+        return f"{x:g}"
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
@@ -196,8 +205,17 @@ def _check_value(fr: _FieldRules, v: Any) -> None:
         if not rule.ok(v):
             hint = did_you_mean(str(v), map(str, rule.values)) if isinstance(rule, OneOf) else ""
             raise FieldError(fr.name, v, rule.describe(integer, fr.plural) + tail, hint)
-    bounded = any(isinstance(r, Range) and (r.le, r.lt) != (None, None) for r in fr.rules)
-    if integer and not bounded and isinstance(v, int) and abs(v) > INT_LIMIT:
-        lows = [r for r in fr.rules if isinstance(r, Range)] or [Range(ge=-INT_LIMIT)]
-        widest = dataclasses.replace(lows[0], le=INT_LIMIT, lt=None)
-        raise FieldError(fr.name, v, widest.describe(True, fr.plural) + tail)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or fr.kind not in (int, float):
+        return
+    if isinstance(v, float) and 0 < abs(v) < TINY:
+        expected = f"a number of magnitude 0 or at least {TINY:.1e} (not subnormal)"
+        raise FieldError(fr.name, v, expected + tail)
+    ranges = [r for r in fr.rules if isinstance(r, Range)]
+    limit = INT_LIMIT if integer else FLOAT_LIMIT
+    below = any((r.ge, r.gt) != (None, None) for r in ranges)
+    above = any((r.le, r.lt) != (None, None) for r in ranges)
+    if (v > limit and not above) or (v < -limit and not below):
+        widest = ranges[0] if ranges else Range()
+        widest = dataclasses.replace(widest, le=limit, lt=None) if not above else widest
+        widest = dataclasses.replace(widest, ge=-limit, gt=None) if not below else widest
+        raise FieldError(fr.name, v, widest.describe(integer, fr.plural) + tail)
