@@ -9,16 +9,24 @@ The default profile keeps the test fast; ``RLNAS_HYPOTHESIS_PROFILE=long`` runs 
 examples on demand::
 
     RLNAS_HYPOTHESIS_PROFILE=long pytest tests/test_config_properties.py
+
+A few of the refused configs also go through the real ``rlnas search`` command, which must
+exit 2 with one line on stderr and leave no run in the tracking store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sqlite3
+import subprocess
+import sys
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rlnas.config import Config, load_config, to_dict
@@ -177,3 +185,43 @@ def test_generated_text_loads_or_fails_with_one_line(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("cfg") / "c.yaml"
     path.write_text(text, encoding="utf-8")
     assert_contract(path, ())
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory):
+    """An SQLite tracking store with MLflow's tables: a run made for refused input shows."""
+    mlflow = pytest.importorskip("mlflow")
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+def runs_in(db) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute("select count(*) from runs").fetchone()[0]
+
+
+@settings(PROFILE, max_examples=3 if PROFILE.max_examples < 1000 else 50)
+@given(data=config_dicts())
+def test_refused_configs_through_the_real_cli(tmp_path_factory, sqlite_store, data):
+    """A few generated configs the loader refuses go through ``rlnas search`` itself: exit 2,
+    exactly one line on stderr, and no run in the tracking store."""
+    data.pop("tracking", None)  # the store under test is the one the search would use
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "c.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError:
+        pass
+    else:
+        assume(False)  # an accepted config would start a search: not this test's business
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{sqlite_store}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlnas", "search", "--config", str(path), "--no-progress"],
+        capture_output=True, text=True, cwd=folder, env=env, timeout=300, errors="replace",
+    )  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("rlnas: error: "), proc.stderr
+    assert runs_in(sqlite_store) == 0
