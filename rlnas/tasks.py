@@ -240,8 +240,9 @@ def _check_per_class(y, train, names, where: str, cfg: TaskConfig) -> None:
         )
 
 
-def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
-    file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
+def _check_raw(cfg: TaskConfig, raw: RawData, file: str) -> str:
+    """Check the arrays as read (and the test split's shape); returns where the training
+    data comes from, for later messages."""
     where = f"{file}{cfg.name} (training data)"
     check_arrays(raw.x, raw.y, where)
     if raw.x_test is not None:
@@ -251,6 +252,12 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
                 f"{file}x_test: examples of shape {raw.x_test.shape[1:]} differ from x's "
                 f"{raw.x.shape[1:]}; expected the same shape."
             )
+    return where
+
+
+def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
+    file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
+    where = _check_raw(cfg, raw, file)
     y, y_test, names = _encode_labels(raw, where)
     x = raw.x
     rng = np.random.default_rng(cfg.split_seed)
