@@ -30,12 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from rlnas.spaces.nb201 import Nb201Space
 
 from rlnas.hw_table import load_hw_table
-from rlnas.nb201_table import EDGES, OPS, cell_code, load_table
+from rlnas.nb201.table import load_table
+from rlnas.nb201.vocabulary import EDGES, OPS, cell_code
 from rlnas.objectives import Scalarizer, parse_objectives
 from rlnas.pareto import hypervolume
-from rlnas.spaces.nb201 import Nb201Space
 from rlnas.strategies.nsga import NsgaEvolution
 from rlnas.strategies.random_search import RandomSearch
 from rlnas.strategies.reinforce import ReinforceController

@@ -3,12 +3,12 @@
 HW-NAS-Bench (Li et al., ICLR 2021) measured or estimated the inference cost of all 15,625
 NAS-Bench-201 cells on six devices. The shipped copy holds the CIFAR-10 input size (the only
 one available offline), one row per cell in NAS-Bench-201 index order, so a row joins the
-:mod:`rlnas.nb201_table` row of the same index::
+:mod:`rlnas.nb201.table` row of the same index::
 
     lookup(("nor_conv_3x3",) * 6, "pixel3", "latency")   # milliseconds
     lookup("|avg_pool_3x3~0|+|...|", "edgegpu", "energy")  # millijoules
 
-A cell key is either the six edge operations (in :data:`rlnas.nb201_table.EDGES` order) or
+A cell key is either the six edge operations (in :data:`rlnas.nb201.vocabulary.EDGES` order) or
 the official architecture string. Nothing is read until the first look-up; the file is parsed
 once per process. Units: latency in ms, energy in mJ (batch 1, see the data's README).
 HW-NAS-Bench has no Edge TPU latency for 4,699 cells (``-1`` in the source); those read as
@@ -17,17 +17,15 @@ NaN, which :func:`has_value` tells apart.
 
 from __future__ import annotations
 
-import csv
 import functools
-import gzip
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rlnas.errors import ConfigError, DataError, did_you_mean
-from rlnas.nb201_table import EDGES, N_CELLS, OPS, arch_str, cell_code, parse_arch_str
+from rlnas.nb201.table import read_cell_rows
+from rlnas.nb201.vocabulary import EDGES, OPS, cell_code, parse_arch_str
 
 DATA_FILE = "hw_nb201_cifar10.csv.gz"
 DATASET = "cifar10"
@@ -81,7 +79,7 @@ class HwTable:
     columns: dict[str, np.ndarray]
     """``{device}_{metric}`` -> one value per row."""
     row_by_code: np.ndarray
-    """:func:`rlnas.nb201_table.cell_code` -> row."""
+    """:func:`rlnas.nb201.vocabulary.cell_code` -> row."""
 
     def __len__(self) -> int:
         return len(self.arch_strs)
@@ -132,32 +130,12 @@ def expected_columns() -> list[str]:
 @functools.lru_cache(maxsize=4)
 def _load(path: str | None) -> HwTable:
     where = path or str(default_path())
-    try:
-        text = gzip.decompress(Path(where).read_bytes()).decode()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"HW-NAS-Bench table {where}: cannot be read ({exc}).") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
-    if header != expected_columns():
-        raise DataError(
-            f"HW-NAS-Bench table {where}: columns {header}, expected {expected_columns()}."
-        )
-    rows = list(reader)
-    if len(rows) != N_CELLS or [r[0] for r in rows] != [str(i) for i in range(N_CELLS)]:
-        raise DataError(
-            f"HW-NAS-Bench table {where}: expected {N_CELLS} rows indexed 0..{N_CELLS - 1}."
-        )
-    row_by_code = np.full(N_CELLS, -1, np.int64)
-    for i, r in enumerate(rows):
-        ops = parse_arch_str(r[1])
-        if arch_str(ops) != r[1] or row_by_code[cell_code(ops)] >= 0:
-            raise DataError(f"HW-NAS-Bench table {where}: cell {r[1]} is malformed or repeated.")
-        row_by_code[cell_code(ops)] = i
+    rows, row_by_code = read_cell_rows(where, "HW-NAS-Bench table", expected_columns())
     values = np.array([[v or "nan" for v in r[2:]] for r in rows], np.float64)
     known = values[~np.isnan(values)]
     if not (np.all(np.isfinite(known)) and np.all(known > 0)):
         raise DataError(f"HW-NAS-Bench table {where}: every latency and energy must be > 0.")
-    columns = {name: values[:, k] for k, name in enumerate(header[2:])}
+    columns = {name: values[:, k] for k, name in enumerate(expected_columns()[2:])}
     for array in (*columns.values(), row_by_code):
         array.setflags(write=False)
     return HwTable(tuple(r[1] for r in rows), columns, row_by_code)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rlnas.errors import DataError
-from rlnas.nb201.vocabulary import DATASETS, N_CELLS, cell_code, parse_arch_str
+from rlnas.nb201.vocabulary import DATASETS, N_CELLS, arch_str, cell_code, parse_arch_str
 
 CIFAR10_MAX = 94.3733  # the paper's optimum (94.37); the table holds 94.37333...
 DATA_FILE = "nb201_tss_200ep.csv.gz"
@@ -64,31 +64,41 @@ def load_table(path: str | Path | None = None) -> Nb201Table:
     return _load(None if path is None else str(path))
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str | None) -> Nb201Table:
-    where = path or str(default_path())
+def read_cell_rows(
+    where: str, title: str, columns: list[str]
+) -> tuple[list[list[str]], np.ndarray]:
+    """The rows of a gzipped CSV table with one row per cell (``index`` 0..15624, ``arch_str``,
+    then the values) and, per cell code, its row. Shared by this table and HW-NAS-Bench's;
+    any fault is a :class:`DataError` naming ``title`` and the file ``where``."""
     try:
         text = gzip.decompress(Path(where).read_bytes()).decode()
     except (OSError, EOFError) as exc:
-        raise DataError(f"NAS-Bench-201 table {where}: cannot be read ({exc}).") from None
+        raise DataError(f"{title} {where}: cannot be read ({exc}).") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
+    if header != columns:
+        raise DataError(f"{title} {where}: columns {header}, expected {columns}.")
+    rows = list(reader)
+    if len(rows) != N_CELLS:
+        raise DataError(f"{title} {where}: {len(rows)} rows, expected {N_CELLS}.")
+    if [r[0] for r in rows] != [str(i) for i in range(N_CELLS)]:
+        raise DataError(f"{title} {where}: the index column is not 0..{N_CELLS - 1}.")
+    row_by_code = np.full(N_CELLS, -1, np.int64)
+    for i, r in enumerate(rows):
+        ops = parse_arch_str(r[1])
+        if arch_str(ops) != r[1] or row_by_code[cell_code(ops)] >= 0:
+            raise DataError(f"{title} {where}: cell {r[1]} is malformed or appears twice.")
+        row_by_code[cell_code(ops)] = i
+    return rows, row_by_code
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str | None) -> Nb201Table:
+    where = path or str(default_path())
     columns = ["index", "arch_str"] + [
         f"{ds}_{c}" for ds in DATASETS for c in ("test_acc", "train_time_per_epoch_s")
     ]
-    if header != columns:
-        raise DataError(f"NAS-Bench-201 table {where}: columns {header}, expected {columns}.")
-    rows = list(reader)
-    if len(rows) != N_CELLS:
-        raise DataError(f"NAS-Bench-201 table {where}: {len(rows)} rows, expected {N_CELLS}.")
-    if [r[0] for r in rows] != [str(i) for i in range(N_CELLS)]:
-        raise DataError(f"NAS-Bench-201 table {where}: the index column is not 0..{N_CELLS - 1}.")
-    row_by_code = np.full(N_CELLS, -1, np.int64)
-    for i, r in enumerate(rows):
-        code = cell_code(parse_arch_str(r[1]))
-        if row_by_code[code] >= 0:
-            raise DataError(f"NAS-Bench-201 table {where}: cell {r[1]} appears twice.")
-        row_by_code[code] = i
+    rows, row_by_code = read_cell_rows(where, "NAS-Bench-201 table", columns)
     values = np.array([r[2:] for r in rows], np.float64)
     test_acc = {ds: values[:, 2 * k] for k, ds in enumerate(DATASETS)}
     seconds = {ds: values[:, 2 * k + 1] for k, ds in enumerate(DATASETS)}
