@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from rlnas.rules import Range, check_fields
+from rlnas.rules import NonEmpty, Range, check_fields
 
 MAX_WORKERS = 256
 """Most children in flight at once. A fixed bound, not the local core count, so that a config
@@ -26,7 +26,7 @@ class ExecutorConfig:
     """Replace a worker process after this many children, returning leaked memory."""
     child_timeout_seconds: Annotated[float | None, Range(gt=0, unit="seconds")] = None
     """A child running longer than this fails with reason ``timeout``."""
-    ray_address: str | None = None
+    ray_address: Annotated[str | None, NonEmpty("address")] = None
     """Address of an existing Ray cluster; ``None``: ``$RAY_ADDRESS`` (as ``ray job submit``
     sets it) when set, else Ray is started locally."""
     gpus_per_worker: Annotated[int, Range(ge=0, le=64)] = 0
