@@ -58,7 +58,16 @@ class SectionDoc:
 
 
 def attribute_docstrings(cls: type) -> dict[str, str]:
-    """Map each field of ``cls`` to the string literal written right after it."""
+    """Map each field of ``cls`` (or of a base it inherits the field from) to the string
+    literal written right after it."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        docs.update(_own_docstrings(klass))
+    return docs
+
+
+def _own_docstrings(cls: type) -> dict[str, str]:
+    """The attribute docstrings written in ``cls``'s own body."""
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated
 from rlnas.errors import MAY_BE_EMPTY, FieldError, require
 from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decider, Space
-from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
+from rlnas.spaces.training import TrainingChoices, TrainingSpec, declare_training
 
 if TYPE_CHECKING:
     from rlnas.tasks import TaskSpec
@@ -45,8 +45,8 @@ FLAT_OPS = ("conv", "identity")
 
 
 @dataclass(frozen=True)
-class LayersConfig:
-    """Choices of the `layers` space. Each list is the set of values a decision may take."""
+class _LayersNetwork:
+    """The network's choices of the `layers` space (:class:`LayersConfig` adds training's)."""
 
     num_layers: Annotated[int, Range(ge=1, le=64)] = 6
     """Layers in the child (Zoph & Le searched 6 to 24 layers)."""
@@ -68,13 +68,13 @@ class LayersConfig:
     """Layers (0-based) followed by a fixed 2x2 max pooling that halves the spatial size,
     as the reduction points of NASNet and ENAS's macro space: downsampling at set depths
     instead of (or besides) searched strides (set ``strides: [1]`` to leave it to these)."""
-    learning_rates: Annotated[tuple[float, ...], Range(gt=0)] = (3e-4, 1e-3, 3e-3)
-    batch_sizes: Annotated[tuple[int, ...], Range(ge=1, le=65536)] = (32, 64, 128)
-    optimizers: Annotated[tuple[str, ...], OneOf(OPTIMIZERS)] = ("adam", "rmsprop", "sgd")
-    dropouts: Annotated[tuple[float, ...], Range(ge=0, lt=1)] = (0.0, 0.2, 0.4)
-    weight_decays: Annotated[tuple[float, ...], Range(ge=0)] = (0.0, 1e-4, 1e-3)
-    augmentations: Annotated[tuple[str, ...], OneOf(AUGMENTATIONS)] = AUGMENTATIONS
-    """Data augmentation strength (the family depends on the input kind)."""
+
+
+@dataclass(frozen=True)
+class LayersConfig(TrainingChoices, _LayersNetwork):
+    """Choices of the `layers` space. Each list is the set of values a decision may take."""
+
+    # the fields: _LayersNetwork's, then TrainingChoices' (see its docstring for the order)
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated
 from rlnas.errors import ConfigError, FieldError
 from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decider, Space
-from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS, TrainingSpec, declare_training
+from rlnas.spaces.training import TrainingChoices, TrainingSpec, declare_training
 
 if TYPE_CHECKING:
     from rlnas.tasks import TaskSpec
@@ -44,8 +44,9 @@ CELL_INPUTS = ("prev_prev", "prev")
 
 
 @dataclass(frozen=True)
-class NasnetConfig:
-    """Choices and network layout of the `nasnet` space (NASNet-A CIFAR values noted)."""
+class _NasnetNetwork:
+    """The network's choices and layout of the `nasnet` space (:class:`NasnetConfig` adds
+    training's)."""
 
     num_blocks: Annotated[int, Range(ge=1, le=10)] = 5
     """Blocks per cell, B (NASNet: 5)."""
@@ -65,13 +66,13 @@ class NasnetConfig:
     separable_repeats: Annotated[int, Range(ge=1, le=2)] = 2
     """Separable convolutions are applied this many times, ReLU-SepConv-BN each (NASNet: 2;
     1 halves their cost)."""
-    learning_rates: Annotated[tuple[float, ...], Range(gt=0)] = (3e-4, 1e-3, 3e-3)
-    batch_sizes: Annotated[tuple[int, ...], Range(ge=1, le=65536)] = (32, 64, 128)
-    optimizers: Annotated[tuple[str, ...], OneOf(OPTIMIZERS)] = ("adam", "rmsprop", "sgd")
-    dropouts: Annotated[tuple[float, ...], Range(ge=0, lt=1)] = (0.0, 0.2, 0.4)
-    weight_decays: Annotated[tuple[float, ...], Range(ge=0)] = (0.0, 1e-4, 1e-3)
-    augmentations: Annotated[tuple[str, ...], OneOf(AUGMENTATIONS)] = AUGMENTATIONS
-    """Data augmentation strength (random flips where the task allows, shifts, rotations)."""
+
+
+@dataclass(frozen=True)
+class NasnetConfig(TrainingChoices, _NasnetNetwork):
+    """Choices and network layout of the `nasnet` space (NASNet-A CIFAR values noted)."""
+
+    # the fields: _NasnetNetwork's, then TrainingChoices' (see its docstring for the order)
 
     def __post_init__(self) -> None:
         check_fields(self)

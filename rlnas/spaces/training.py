@@ -13,8 +13,9 @@ declare the same six decisions, by the same names and in the same order, through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated
 
+from rlnas.rules import OneOf, Range
 from rlnas.space import Decider
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -35,15 +36,23 @@ class TrainingSpec:
     augment: str = "none"
 
 
-class TrainingChoices(Protocol):
-    """The values each training decision may take (fields of a space's config)."""
+@dataclass(frozen=True)
+class TrainingChoices:
+    """The values each training decision may take: the last fields of a Keras space's config.
 
-    learning_rates: tuple[float, ...]
-    batch_sizes: tuple[int, ...]
-    optimizers: tuple[str, ...]
-    dropouts: tuple[float, ...]
-    weight_decays: tuple[float, ...]
-    augmentations: tuple[str, ...]
+    A space's config inherits them after its own fields, as ``class LayersConfig(
+    TrainingChoices, _LayersNetwork)``: a dataclass lists the fields of its bases from the last
+    base to the first, so these six come last (as in the config reference) and are written,
+    checked and documented once for every space."""
+
+    learning_rates: Annotated[tuple[float, ...], Range(gt=0)] = (3e-4, 1e-3, 3e-3)
+    batch_sizes: Annotated[tuple[int, ...], Range(ge=1, le=65536)] = (32, 64, 128)
+    optimizers: Annotated[tuple[str, ...], OneOf(OPTIMIZERS)] = ("adam", "rmsprop", "sgd")
+    dropouts: Annotated[tuple[float, ...], Range(ge=0, lt=1)] = (0.0, 0.2, 0.4)
+    weight_decays: Annotated[tuple[float, ...], Range(ge=0)] = (0.0, 1e-4, 1e-3)
+    augmentations: Annotated[tuple[str, ...], OneOf(AUGMENTATIONS)] = AUGMENTATIONS
+    """Data augmentation strength (the family depends on the input kind: random flips where
+    the task allows, shifts, rotations)."""
 
 
 def declare_training(d: Decider, choices: TrainingChoices) -> TrainingSpec:
