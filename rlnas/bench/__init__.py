@@ -7,14 +7,16 @@ package loads neither TensorFlow nor MLflow.
 
 from __future__ import annotations
 
+from rlnas.commands import add_command
 from rlnas.nb201 import command as nb201_command
 
 
 def register(subparsers) -> None:
     """Add ``bench`` (with its sub-commands) to the ``rlnas`` parser."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "bench",
-        help="compare search strategies on a tabular benchmark",
+        "compare search strategies on a tabular benchmark",
         description="Compare search strategies over many seeds on a tabular benchmark "
         "(table look-ups instead of training).",
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas import zoo
+from rlnas.commands import add_command
 from rlnas.errors import ConfigError, ControllerError, SpaceError, did_you_mean
 from rlnas.space import Space
 from rlnas.tracking.store import download_artifacts, open_store
@@ -31,11 +32,12 @@ DEFAULT_ROOT = str(zoo.ROOT)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "controllers",
-        help="list saved controllers or show one's card and preferences",
-        description="Inspect saved REINFORCE controllers (folders written by "
-        "`rlnas search --save-controller NAME`, or a search run's controller artifact).",
+        "list saved controllers or show one's card and preferences",
+        description="Inspect saved REINFORCE controllers (folders written by `rlnas search "
+        "--save-controller NAME`, or a search run's controller artifact).",
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="one line per saved controller folder")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rlnas.commands import add_command
 from rlnas.config import Config
 from rlnas.errors import ConfigError
 from rlnas.export import representative, tflite_accuracy, to_tflite
@@ -36,11 +37,8 @@ if TYPE_CHECKING:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="write a final model as a TFLite file (optionally quantized)",
-        description="Convert the final model of a search (or a given final run) to TFLite "
-        "and compare its size and test accuracy with the Keras model.",
+    p = add_command(
+        subparsers, "export", "write a final model as a TFLite file (optionally quantized)", run
     )
     p.add_argument("run_id", metavar="RUN_ID", help="a search's or a final model's run id")
     p.add_argument("--tflite", action="store_true", help="write a TFLite flat buffer")
@@ -50,10 +48,11 @@ def register(subparsers) -> None:
     p.add_argument("--output", "-o", metavar="PATH", help="the .tflite file to write")
     p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
     p.add_argument("--summary", metavar="PATH", help="write a JSON summary here")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Convert the final model of a search (or a given final run) to TFLite and compare its
+    size and test accuracy with the Keras model."""
     if not args.tflite:
         raise ConfigError("export: choose a format; expected --tflite.")
     if args.output and not args.output.endswith(".tflite"):

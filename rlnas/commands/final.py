@@ -18,18 +18,15 @@ import json
 import sys
 from pathlib import Path
 
+from rlnas.commands import add_command
 from rlnas.errors import ConfigError
 from rlnas.final_runs import execute, prepare
 from rlnas.progress import clock
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "final",
-        help="retrain a search's best architectures and test them once",
-        description="Retrain the best architectures of a search from scratch on training + "
-        "validation for longer, evaluate each once on the test split, and log and register "
-        "the models in MLflow.",
+    p = add_command(
+        subparsers, "final", "retrain a search's best architectures and test them once", run
     )
     p.add_argument("run_id", metavar="RUN_ID", help="the search's MLflow parent run id")
     p.add_argument("--top-k", type=int, metavar="K", help="architectures to retrain (final.top_k)")
@@ -61,7 +58,6 @@ def register(subparsers) -> None:
     )
     p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
     p.add_argument("--summary", metavar="PATH", help="write a JSON summary here")
-    p.set_defaults(func=run)
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
@@ -82,6 +78,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Retrain the best architectures of a search from scratch on training + validation for
+    longer, evaluate each once on the test split, and log and register the models in MLflow."""
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
     plan = prepare(args.run_id, flag_overrides(args), args.uri)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rlnas.checkpoint import FILE, read, running, state_dir
-from rlnas.commands import session
+from rlnas.commands import add_command, session
 from rlnas.commands.session import add_run_options
 from rlnas.config import Config, TrackingConfig, apply_override, from_dict, load_config, to_dict
 from rlnas.errors import ConfigError, TrackingError
@@ -39,12 +39,7 @@ CHANGEABLE = (
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "resume",
-        help="continue a stopped or killed search",
-        description="Continue the search of MLflow run RUN_ID from its saved state. Its "
-        "state lives beside the tracking store the search used.",
-    )
+    p = add_command(subparsers, "resume", "continue a stopped or killed search", run)
     p.add_argument("run_id", metavar="RUN_ID", help="the search's MLflow parent run id")
     p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
     p.add_argument(
@@ -56,10 +51,11 @@ def register(subparsers) -> None:
         "search.budget_seconds), e.g. --set executor.workers=4",
     )
     add_run_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Continue the search of MLflow run RUN_ID from its saved state. Its state lives beside
+    the tracking store the search used."""
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
     return resume(args.run_id, args, uri=args.uri)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlnas.commands import resume, session
+from rlnas.commands import add_command, resume, session
 from rlnas.commands.session import Prepared, add_run_options, execute, prepare
 from rlnas.config import load_config
 from rlnas.errors import ConfigError
@@ -25,12 +25,7 @@ __all__ = ["Prepared", "add_run_options", "execute", "prepare", "register", "run
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "search",
-        help="run a search from a YAML config",
-        description="Run an architecture search described by a YAML config; every child "
-        "is logged to MLflow under the search's parent run.",
-    )
+    p = add_command(subparsers, "search", "run a search from a YAML config", run)
     p.add_argument(
         "--config", "-c", metavar="FILE", help="YAML config file (required unless --resume)"
     )
@@ -48,10 +43,11 @@ def register(subparsers) -> None:
         help="override a config value, e.g. --set child.epochs=2 (repeatable)",
     )
     add_run_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run an architecture search described by a YAML config; every child is logged to
+    MLflow under the search's parent run."""
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
     if args.resume:

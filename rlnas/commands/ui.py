@@ -14,20 +14,16 @@ import signal
 import subprocess
 import sys
 
+from rlnas.commands import add_command
+
 _GRACE_SECONDS = 10.0
 """How long the server may take to exit after SIGTERM before its group is killed."""
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "ui",
-        help="open the MLflow UI on the tracking store (127.0.0.1)",
-        description="Serve the MLflow UI for the local tracking store on 127.0.0.1. "
-        "Default store: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db.",
-    )
+    p = add_command(subparsers, "ui", "open the MLflow UI on the tracking store (127.0.0.1)", run)
     p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
     p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    p.set_defaults(func=run)
 
 
 def command(uri: str, port: int) -> list[str]:
@@ -49,6 +45,8 @@ def command(uri: str, port: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the MLflow UI for the local tracking store on 127.0.0.1. Default store:
+    $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db."""
     from rlnas.config import TrackingConfig
     from rlnas.errors import ConfigError, TrackingError
     from rlnas.tracking import normalize_uri, sqlite_path

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from rlnas.commands import add_command
 from rlnas.config import TrackingConfig, dump_yaml, load_config, to_dict
 from rlnas.errors import ConfigError
 from rlnas.nb201.bench import BenchSettings, format_table, run_bench
@@ -29,13 +30,11 @@ DEFAULT_CONFIG = "configs/nb201-cifar10.yaml"
 
 
 def register_nb201(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "nb201",
-        help="REINFORCE, regularized evolution and random search on NAS-Bench-201",
-        description="Run each strategy over many seeds on the NAS-Bench-201 table and print "
-        "the mean ± std of the best test accuracy found within each budget, next to the "
-        "published figures. The reward is the 200-epoch TEST accuracy (the table has no full "
-        "validation column).",
+        "REINFORCE, regularized evolution and random search on NAS-Bench-201",
+        run_nb201,
     )
     p.add_argument("--dataset", help="cifar10, cifar100 or imagenet16_120 (default: the config's)")
     p.add_argument("--strategies", default="reinforce,rea,random", help="comma-separated")
@@ -63,7 +62,6 @@ def register_nb201(sub) -> None:
     p.add_argument("--tracking-uri", help="MLflow store (default: the config's, else runs/)")
     p.add_argument("--experiment", default="rlnas-bench", help="MLflow experiment")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    p.set_defaults(func=run_nb201)
 
 
 def _numbers(flag: str, text: str, kind: type) -> tuple:
@@ -89,6 +87,9 @@ def _config_path(path: str | None) -> Path:
 
 
 def run_nb201(args: argparse.Namespace) -> int:
+    """Run each strategy over many seeds on the NAS-Bench-201 table and print the mean ± std
+    of the best test accuracy found within each budget, next to the published figures. The
+    reward is the 200-epoch TEST accuracy (the table has no full validation column)."""
     config_path = _config_path(args.config)
     cfg = load_config(config_path, args.set)
     if cfg.space != "nb201" or cfg.task.name != "nb201":
