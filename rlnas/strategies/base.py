@@ -165,7 +165,7 @@ class Strategy(ABC):
         return self.seen.draw(self.space, choose)
 
     def _random_choice(self, decision: Decision, allowed: tuple[bool, ...]) -> int:
-        options = [i for i, ok in enumerate(allowed) if ok]  # 10x faster than rng.choice
+        options = [i for i, ok in enumerate(allowed) if ok]  # plain Python, no array per draw
         return options[int(self.rng.random() * len(options))]
 
     def mark_seen(self, architectures: Iterable[Architecture]) -> None:
