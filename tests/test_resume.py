@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -415,3 +416,77 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_search(
     assert children_of(uri, run_id) == children_of(uri, reference["run_id"])
     assert len(children_of(uri, run_id)) == 60
     assert not (state / run_id).exists()  # finished and recorded: the state is gone
+
+
+SLOW_STORE = """
+import os, sys, time
+from mlflow import MlflowClient
+at, after, mark = int(os.environ["KILL_AT"]), os.environ["KILL_AFTER"] == "1", os.environ["MARK"]
+count = [0]
+def pausing(original):
+    def write(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] == at and not after:  # the request is not sent yet
+            open(mark, "w").close(); time.sleep(600)
+        out = original(self, *args, **kwargs)
+        if count[0] == at and after:  # the store took it; the answer never comes back
+            open(mark, "w").close(); time.sleep(600)
+        return out
+    return write
+for name in WRITES:
+    setattr(MlflowClient, name, pausing(getattr(MlflowClient, name)))
+from rlnas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+"""``python -c`` code: the rlnas CLI whose tracking client pauses inside its ``KILL_AT``-th
+write (before the request, or after the store took it, per ``KILL_AFTER``), having touched
+the file ``MARK``: a SIGKILL sent once the file exists lands inside that MLflow write."""
+
+
+@pytest.mark.slow
+def test_sigkill_inside_an_mlflow_write_then_resume_loses_and_repeats_nothing(
+    tmp_path, monkeypatch
+):
+    """The real CLI (NAS-Bench-201 look-ups, regularized evolution) killed with SIGKILL inside
+    an MLflow write twice: once before a write reached the store (in the search), once after
+    the store took it but before the answer came back (in the resume); resumed again, it
+    equals the uninterrupted search: no child lost or recorded twice, no run left RUNNING."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = NB201.replace("children: 60", "children: 20").replace("URI", uri)
+    (tmp_path / "ref.yaml").write_text(config.replace("EXP", "ref"))
+    (tmp_path / "kill.yaml").write_text(config.replace("EXP", "kill"))
+    code = SLOW_STORE.replace("WRITES", repr(sorted(WRITES)))
+    rng = np.random.default_rng(18)
+
+    def rlnas(args, n, at=0, after=False):
+        mark = tmp_path / f"writing-{n}"
+        env = {"KILL_AT": str(at), "KILL_AFTER": str(int(after)), "MARK": str(mark)}
+        with open(tmp_path / f"stderr-{n}.txt", "w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, *args, "--no-progress"],
+                cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err,
+            )  # fmt: skip
+        if at:  # wait for the pause inside the write, then kill
+            deadline = time.monotonic() + 240
+            while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert mark.exists(), (tmp_path / f"stderr-{n}.txt").read_text()[-3000:]
+            proc.send_signal(signal.SIGKILL)
+        return proc.wait(timeout=240)
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["search", "-c", "ref.yaml", "--no-progress", "--summary", "ref.json"]) == 0
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    first, second = (int(k) for k in rng.integers(10, 40, size=2))
+    assert rlnas(["search", "-c", "kill.yaml"], 1, at=first) == -signal.SIGKILL
+    (saved,) = (tmp_path / "state").glob("*/search.npz")
+    run_id = saved.parent.name
+    assert rlnas(["resume", run_id, "--uri", uri], 2, at=second, after=True) == -signal.SIGKILL
+    assert rlnas(["resume", run_id, "--uri", uri], 3) == 0, (tmp_path / "stderr-3.txt").read_text()
+
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id], max_results=1000)
+    assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
+    assert children_of(uri, run_id) == children_of(uri, reference["run_id"])  # none twice
+    assert len(children_of(uri, run_id)) == 20
