@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from rlnas.spaces.nb201 import Nb201Space
 
 from rlnas.hw_table import load_hw_table
+from rlnas.nb201.space import Nb201Space
 from rlnas.nb201.table import load_table
 from rlnas.nb201.vocabulary import EDGES, OPS, cell_code
 from rlnas.objectives import Scalarizer, parse_objectives
