@@ -258,14 +258,17 @@ class ReinforceOracle(keras_tuner.Oracle):
         if self.warm_start is None:
             return ReinforceController(space, self.config, seed=self.seed, unique=self.unique)
         tracking = self._log.tracking_uri if self._log is not None else None
-        return zoo.load_controller(
-            self.warm_start,
-            space,
-            self.config,
-            seed=self.seed,
-            unique=self.unique,
-            tracking_uri=tracking,
-        )
+        try:
+            return zoo.load_controller(
+                self.warm_start,
+                space,
+                self.config,
+                seed=self.seed,
+                unique=self.unique,
+                tracking_uri=tracking,
+            )
+        except ControllerError as exc:  # the zoo names the config key; here it is warm_start
+            raise ControllerError(str(exc).replace("controller.from:", "warm_start:", 1)) from None
 
     def _grown_controller(self, space: HyperSpace) -> ReinforceController:
         old = self.controller
