@@ -22,8 +22,11 @@ epochs per child, one child at a time in this process:
   accuracy, as KerasTuner scores every trial);
 * ``kt-reinforce``: KerasTuner's loop with :class:`rlnas.keras_tuner.ReinforceOracle`.
 
-Every winner is then retrained with one schedule (``--retrain-epochs`` on training +
-validation data, its own batch size and optimizer, seed fixed) and tested once on the test
+Children are trained as each tool trains them: KerasTuner's by a plain ``model.fit``, rlnas's
+by its evaluator (which also re-estimates batch-norm statistics before validating, so a child
+trained for a few dozen steps does not validate near chance). Every winner is then retrained
+with one schedule (``--retrain-epochs`` on training + validation data, its own batch size
+and optimizer, seed fixed, batch-norm statistics re-estimated) and tested once on the test
 split, so that neither tool's scoring (best epoch against last) decides the comparison.
 Printed per tool: best validation score, retrained test accuracy, trials completed and
 search seconds, per seed and as the mean over seeds.
@@ -166,6 +169,7 @@ def retrain(space, data, decisions: Mapping[str, Any], epochs: int, seed: int) -
     import numpy as np
 
     from rlnas.keras_build import build_model
+    from rlnas.keras_build.batchnorm import recalibrate_batch_norm
     from rlnas.keras_build.layers_model import compile_model
 
     keras.utils.set_random_seed(seed)
@@ -174,6 +178,7 @@ def retrain(space, data, decisions: Mapping[str, Any], epochs: int, seed: int) -
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
     model.fit(x, y, epochs=epochs, batch_size=blueprint.training.batch_size, verbose=0)
+    recalibrate_batch_norm(model, x)
     return float(model.evaluate(data.x_test, data.y_test, verbose=0)[1])
 
 

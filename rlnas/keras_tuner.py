@@ -1,10 +1,6 @@
 """KerasTuner users keep their code: the REINFORCE controller as a KerasTuner oracle.
 
-An optional module (``pip install rlnas[keras-tuner]``). The user's ``build(hp)`` and tuner
-stay as they are; only the oracle changes::
-
-    import keras_tuner
-    from rlnas.keras_tuner import ReinforceOracle
+An optional module (``pip install rlnas[keras-tuner]``); only the oracle changes::
 
     tuner = keras_tuner.Tuner(
         oracle=ReinforceOracle(objective="val_accuracy", max_trials=20, seed=0),
@@ -12,39 +8,34 @@ stay as they are; only the oracle changes::
     )
     tuner.search(x, y, validation_split=0.2, epochs=2)
 
-Every hyperparameter becomes one categorical decision of an rlnas space, named as it is:
-
-* ``hp.Choice``: its values, in order; ``hp.Boolean``: ``[False, True]``;
-* ``hp.Int`` / ``hp.Float`` with a ``step``: the values of its grid (``min, min + step, ...``,
-  or ``min * step**k`` with ``sampling="log"``); without a step (an ``hp.Float``, or an
-  ``hp.Int`` with log sampling): ``grid_points`` values evenly spaced in its sampling's scale,
-  both ends included. More than ``max_choices`` values is an error naming it;
-* ``hp.Fixed``: no decision, its value passes through;
-* a hyperparameter of a conditional scope (``hp.conditional_scope``, ``parent_name`` and
-  ``parent_values``): a decision that is inactive, and absent from the trial's values, for
-  the children whose parent values do not enable it, as KerasTuner's own oracles leave it out.
+Each hyperparameter is one categorical decision of an rlnas space, named as it is:
+``hp.Choice`` its values in order; ``hp.Boolean`` ``[False, True]``; ``hp.Int``/``hp.Float``
+with a ``step`` the values of KerasTuner's own grid, without one (a ``Float``, a log-sampled
+``Int``) ``grid_points`` values evenly spaced in its sampling's scale, ends included (more
+than ``max_choices`` values is an error naming it); ``hp.Fixed`` no decision, its value
+passes through. A hyperparameter of a conditional scope (``hp.conditional_scope``,
+``parent_name``/``parent_values``) is inactive, and absent from the trial's values, where its
+parent's value does not enable it, as KerasTuner's own oracles leave it out.
 
 **Hyperparameters that appear only after the first build** (``units_2`` of a loop over
-``hp.Int("layers", 1, 3)``) are handled as KerasTuner does: the trial that first meets one
-runs it at its default and the tuner adds it to the oracle's space when the trial ends. The
-next :meth:`ReinforceOracle.populate_space` sees the grown space and starts a new controller
-over it: the LSTM, and for each hyperparameter both spaces have (by name), its embeddings and
-softmax head are copied from the old controller (the transfer that :mod:`rlnas.zoo` applies
-to a warm start from another space); the new decisions start untrained; the reward baseline,
-spread and quantile window carry over; the old controller's unfinished batch and elite are
-dropped; the trials run so far stay marked as tried.
+``hp.Int("layers", 1, 3)``) are handled as KerasTuner does: the trial that meets one first
+runs it at its default, and the tuner adds it to the oracle's space when the trial ends.
+The next :meth:`ReinforceOracle.populate_space` then starts a new controller over the grown
+space, with the LSTM and each shared decision's embeddings and softmax head copied from the
+old one (the transfer :mod:`rlnas.zoo` makes between spaces); new decisions start untrained,
+the reward baseline, spread and quantile window carry over, the old controller's unfinished
+batch and elite are dropped, and every trial so far stays marked as tried.
 
-**Rewards**: a trial that ends COMPLETED tells the controller its KerasTuner score (the
-objective's best value over the trial's epochs, as KerasTuner scores every trial), negated
-when the objective is minimised. A FAILED trial teaches nothing; an INVALID one waits for
-its retry. **Warm starts**: ``warm_start="controllers/NAME"`` (or a zoo name, or
-``runs:/<run_id>/controller``) loads a saved controller under :mod:`rlnas.zoo`'s rules (and,
-without ``config``, its settings); name the hyperparameters as the saved space's decisions,
-with the same choices, to transfer every one. **Resume**: :meth:`get_state` holds the
-controller (weights, optimizer, baseline, proposed architectures, random state) in
-KerasTuner's ``oracle.json``, so a tuner made again with ``overwrite=False`` continues where
-it stopped. **MLflow**: with ``tracking_uri``, one parent run and a child run per trial
-(:mod:`rlnas.tracking.oracle_log`); the controller is logged when the search stops.
+**Rewards**: a COMPLETED trial tells the controller its KerasTuner score (the objective's best
+value over the trial's epochs, as KerasTuner scores every trial), negated when the objective
+is minimised; a FAILED trial teaches nothing; an INVALID one waits for its retry.
+**Warm starts**: ``warm_start="controllers/NAME"`` (a zoo name, ``runs:/<run_id>/controller``)
+loads a saved controller under the zoo's rules, with its settings unless ``config`` is given;
+name the hyperparameters and their choices as the saved space's decisions to transfer all.
+**Resume**: :meth:`ReinforceOracle.get_state` holds the controller (weights, optimizer,
+baseline, random state) in KerasTuner's ``oracle.json``: a tuner made again with
+``overwrite=False`` continues exactly where it stopped. **MLflow**: with ``tracking_uri``, a
+parent run and one child run per trial (:mod:`rlnas.tracking.oracle_log`).
 """
 
 from __future__ import annotations
@@ -346,29 +337,23 @@ class ReinforceOracle(keras_tuner.Oracle):
         trial: Any,
         sample: Sample | None,
         reward: float | None,
-        metrics: Mapping[str, float] | None,
+        update: Mapping[str, float] | None,
     ) -> None:
         assert self._log is not None and self.controller is not None
-        values = dict(trial.hyperparameters.values)
-        scores = {}
-        for name in trial.metrics.metrics:
-            best = trial.metrics.get_best_value(name)
-            if best is not None:
-                scores[name] = best
-        number = int(trial.trial_id) if str(trial.trial_id).isdigit() else len(self.end_order)
+        scores = {n: trial.metrics.get_best_value(n) for n in trial.metrics.metrics}
         started = self._display.trial_start.get(trial.trial_id)
         self._log.child(
-            number,
-            values,
+            int(trial.trial_id) if str(trial.trial_id).isdigit() else len(self.end_order),
+            dict(trial.hyperparameters.values),
             reward=reward,
-            metrics=scores,
+            metrics={k: v for k, v in scores.items() if v is not None},
             status="COMPLETE" if trial.status == TrialStatus.COMPLETED else "FAILED",
             controller_step=self.controller.step,
             architecture_hash=sample.architecture.hash if sample is not None else "",
             started=started.timestamp() if started is not None else time.time(),
         )
-        if metrics:
-            self._log.update(metrics)
+        if update:
+            self._log.update(update)
 
     def _finish(self) -> None:
         """End the MLflow parent run with the best trial and the controller."""
