@@ -327,3 +327,23 @@ def test_ten_line_script_on_digits_tracked_in_mlflow(tmp_path):
     assert {r.data.params["act"] for r in children} <= {"relu", "tanh"}
     artifacts = {a.path for a in client.list_artifacts(oracle.run_id)}
     assert {"space.json", "best_architecture.json", "controller"} <= artifacts
+
+
+def test_warm_start_from_the_zoo_transfers_the_decisions_named_alike():
+    def oracle(**kwargs):
+        o = ReinforceOracle(objective=MAX, **kwargs)
+        o.hyperparameters.Choice("layer_0/op", ["conv", "sepconv", "maxpool", "identity"])
+        o.hyperparameters.Choice("train/optimizer", ["adam", "rmsprop"])
+        o.hyperparameters.Choice("width", [8, 16])  # not in the saved space: starts fresh
+        o.populate_space("0")
+        return o.controller.policy.weights
+
+    source = "controllers/mnist1d-layers"
+    warm, again, cold = (
+        oracle(seed=1, warm_start=source),
+        oracle(seed=2, warm_start=source),
+        oracle(seed=1),
+    )
+    np.testing.assert_array_equal(warm[1], again[1])  # the LSTM kernel: from the file
+    assert not np.array_equal(warm[1], cold[1])
+    assert not np.array_equal(warm[4][:, 6:8], again[4][:, 6:8])  # `width`'s head: fresh
