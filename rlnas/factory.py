@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from rlnas import registry
 from rlnas.config import Config
 from rlnas.errors import FieldError
 from rlnas.executors import Evaluator, Executor, InlineExecutor
@@ -18,12 +19,7 @@ from rlnas.executors.ray_executor import RayExecutor
 from rlnas.nb201.evaluator import Nb201Evaluator
 from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
-from rlnas.spaces.layers import LayersSpace
-from rlnas.spaces.nasnet import NasnetSpace
 from rlnas.strategies.base import Strategy
-from rlnas.strategies.evolution import RegularizedEvolution
-from rlnas.strategies.random_search import RandomSearch
-from rlnas.strategies.reinforce import ReinforceController
 from rlnas.tasks import TaskSpec, load_task
 
 
@@ -42,9 +38,7 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     if spec is None:
         spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
-    if cfg.space == "nasnet":
-        return NasnetSpace(cfg.nasnet, spec)
-    return LayersSpace(cfg.layers, spec)
+    return registry.make_space(cfg, spec)
 
 
 def make_evaluator(cfg: Config) -> Evaluator:
@@ -52,6 +46,11 @@ def make_evaluator(cfg: Config) -> Evaluator:
     if cfg.task.name == "nb201":
         return Nb201Evaluator(cfg.task.dataset)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
+    if cfg.child.train is not None:
+        from rlnas.evaluators.user_train import UserTrainEvaluator
+
+        train = registry.resolve(cfg.child.train, "child.train")
+        return UserTrainEvaluator(make_space(cfg), load_task_data(cfg), cfg.child, train)
     from rlnas.evaluators.keras_child import KerasEvaluator
 
     return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child)
@@ -63,13 +62,8 @@ def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:
 
 
 def make_strategy(cfg: Config, space: Space) -> Strategy:
-    """The strategy of ``cfg``, seeded with ``cfg.seed``."""
-    unique = cfg.search.unique
-    if cfg.strategy == "random":
-        return RandomSearch(space, seed=cfg.seed, unique=unique)
-    if cfg.strategy == "rea":
-        return RegularizedEvolution(space, cfg.evolution, seed=cfg.seed, unique=unique)
-    return ReinforceController(space, cfg.controller, seed=cfg.seed, unique=unique)
+    """The strategy of ``cfg`` (a built-in or an import path), seeded with ``cfg.seed``."""
+    return registry.make_strategy(cfg, space)
 
 
 def make_executor(cfg: Config) -> Executor:

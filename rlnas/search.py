@@ -340,6 +340,7 @@ class Search:
     def _finish(self, trial: Trial, result: Outcome | ChildFailure) -> None:
         if isinstance(result, ChildFailure):
             trial.fail(result.reason, result.message)
+            trial.texts = dict(result.texts)
         else:
             limit = self.budget.cost_seconds
             if limit is not None and self._cost + result.cost > limit:

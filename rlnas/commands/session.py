@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlnas import factory, zoo
+from rlnas import factory, registry, zoo
 from rlnas.checkpoint import Checkpoint, state_root
 from rlnas.config import Config, to_dict
 from rlnas.errors import ConfigError, FieldError
@@ -121,6 +121,7 @@ def _check_options(cfg: Config, save_controller: str | None) -> Path | None:
         raise FieldError(
             "controller.from", cfg.controller.from_, "null unless strategy is reinforce"
         )
+    registry.check_paths(cfg)  # the user's strategy and training loop, by import path
     if cfg.executor.kind == "ray" and cfg.executor.ray_address:
         # lazy: the Ray executor's module is slow to import, and only Ray searches need it
         from rlnas.executors.ray_executor import check_reachable

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import time
+import traceback
 from dataclasses import asdict, is_dataclass
 
 import keras
@@ -164,7 +165,10 @@ class KerasEvaluator:
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ChildFailure(
-                    "unbuildable", f"child {number} cannot be built: {type(exc).__name__}: {first}"
+                    "unbuildable",
+                    f"child {number} cannot be built: {type(exc).__name__}: {first} "
+                    "(traceback.txt in the child's run)",
+                    texts={"traceback.txt": traceback.format_exc()},
                 ) from None
             guard = _FiniteLoss()
             start = time.perf_counter()
