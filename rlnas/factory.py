@@ -20,13 +20,14 @@ from rlnas.nb201.evaluator import Nb201Evaluator
 from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
-from rlnas.tasks import TaskSpec, load_task
+from rlnas.tasks import TaskSpec, load_given_validation, load_task
 
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(cfg: Config):
     """The task's data (loaded and checked once per process and config)."""
-    return load_task(cfg.task, seed=cfg.seed)
+    given = load_given_validation(cfg.task)  # an npz with its own validation split
+    return given if given is not None else load_task(cfg.task, seed=cfg.seed)
 
 
 def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:

@@ -176,8 +176,9 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
-    """Run a prepared search, then report it; the exit status of the command."""
+def run_search(p: Prepared) -> tuple[SearchResult, dict[str, Any]]:
+    """Run a prepared search (shared by the commands and :func:`rlnas.search`); the result
+    and its summary, with the controller saved if asked."""
     try:
         with sigterm_as_ctrl_c(), p.tracker:  # the parent run never stays RUNNING
             result = p.search.run()
@@ -189,6 +190,12 @@ def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
     summary = p.tracker.summary(result)
     if p.save_to is not None:
         _save(p, summary)
+    return result, summary
+
+
+def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
+    """Run a prepared search, then report it; the exit status of the command."""
+    result, summary = run_search(p)
     if args.summary:
         path = Path(args.summary)
         path.parent.mkdir(parents=True, exist_ok=True)

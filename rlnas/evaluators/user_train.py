@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rlnas.errors import ChildFailure
-from rlnas.evaluators.keras_child import KerasEvaluator
+from rlnas.evaluators.keras_child import KerasEvaluator, weights_bytes
 from rlnas.keras_build import build_model, compile_model
 from rlnas.keras_build.summary import summary_text
 from rlnas.trial import Outcome
@@ -62,11 +62,13 @@ class UserTrainEvaluator(KerasEvaluator):
         if not math.isfinite(reward):
             raise ChildFailure("nan_loss", f"child {number}: train returned {reward}.")
         metrics = {"params": float(model.count_params()), "train_seconds": seconds}
+        weights = weights_bytes(model) if self.child.keep_weights else None
         return Outcome(
             reward=reward,
             metrics=metrics,
             cost=seconds,
             texts={"model_summary.txt": summary_text(model)},
+            files=self.keep(weights, reward),
         )
 
 

@@ -90,6 +90,15 @@ class UserBlueprint:
         return model
 
 
+@dataclass(frozen=True)
+class UserSpaceSettings:
+    """What identifies a user's space in an evaluator's fingerprint: its import path and a
+    digest of its function's source (an edited function earns no cached rewards)."""
+
+    build: str
+    source: str
+
+
 class UserSpace(Space):
     """A space made of a user's ``build(d, spec)`` function (see the module's docstring)."""
 
@@ -97,6 +106,7 @@ class UserSpace(Space):
         self.build_fn = build
         self.spec = spec
         self.name = name or f"{build.__module__}:{getattr(build, '__qualname__', 'build')}"
+        self.cfg = UserSpaceSettings(self.name, _source_digest(build))
 
     def declare(self, d: Any) -> UserBlueprint:
         signature = self.__dict__.get("_signature")
@@ -161,6 +171,18 @@ def _fill(run: _Run, signature: Sequence[Any]) -> None:
     for decision in signature[len(run.actions) :]:
         active = run.replay is None or decision.name in run.replay
         run.choice(decision.name, decision.choices, active=active)
+
+
+def _source_digest(fn: Any) -> str:
+    """A short digest of ``fn``'s source code ("" when Python cannot show it)."""
+    import hashlib
+    import inspect
+
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _is_keras_model(obj: Any) -> bool:
