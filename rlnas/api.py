@@ -109,7 +109,9 @@ def search(
     prepared = session.prepare(cfg, progress=progress)
     result, summary = session.run_search(prepared)
     if result.stopped == "interrupted":
-        raise KeyboardInterrupt(f"search interrupted; continue it with rlnas resume {summary['run_id']}")
+        raise KeyboardInterrupt(
+            f"search interrupted; continue it with rlnas resume {summary['run_id']}"
+        )
     return SearchResult(cfg, result, summary, prepared.search.strategy.space)
 
 
@@ -215,10 +217,14 @@ def _array_task(data: dict[str, Any], x: Any, y: Any, validation: Any) -> dict[s
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             arrays["x_val"], arrays["y_val"] = _arrays(validation, None, "validation_data")
         else:
-            arrays["x_val"], arrays["y_val"] = _arrays(validation[0], validation[1], "validation_data")
+            arrays["x_val"], arrays["y_val"] = _arrays(
+                validation[0], validation[1], "validation_data"
+            )
     digest = hashlib.sha256()
     for key in sorted(arrays):
-        digest.update(key.encode() + str(arrays[key].shape).encode() + arrays[key].dtype.str.encode())
+        digest.update(
+            key.encode() + str(arrays[key].shape).encode() + arrays[key].dtype.str.encode()
+        )
         digest.update(np.ascontiguousarray(arrays[key]).tobytes())
     tracking = from_dict(TrackingConfig, data.get("tracking", {}), "tracking")
     folder = state_root(tracking.resolved_uri()).parent / "data"

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rlnas.cache import CachedReward, RewardCache
-from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.entry_points import callable_module
+from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
 from rlnas.strategies.base import SpaceExhausted, Strategy
 from rlnas.trial import Outcome, Trial, TrialState
@@ -418,7 +418,6 @@ class Search:
                 if not crashed:
                     raise
                 log.error("%s.%s: %s", type(obs).__name__, event, exc)  # the crash counts
-
 
 
 callable_module(__name__, "search")  # rlnas.search(build, x, y): rlnas.api.search

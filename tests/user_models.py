@@ -74,3 +74,17 @@ class MyRandom(RandomSearch):
     """A user's strategy: random search under its own name."""
 
     name = "my_random"
+
+
+INTERRUPT_AT: int | None = None
+"""`train_or_interrupt` raises KeyboardInterrupt (a Ctrl-C) at this call (the tests set it)."""
+_trained = {"n": 0}
+
+
+def train_or_interrupt(model, data, decisions):
+    """`train`, with a Ctrl-C at call INTERRUPT_AT."""
+    if INTERRUPT_AT is not None and _trained["n"] == INTERRUPT_AT:
+        _trained["n"] = 0
+        raise KeyboardInterrupt
+    _trained["n"] += 1
+    return train(model, data, decisions)
