@@ -156,13 +156,11 @@ class Decider(Protocol):
 
 
 class GridChoices:
-    """Decisions over a grid, each one :meth:`choice` (so every strategy handles them)::
+    """Decisions over a grid, each one :meth:`choice` (so every strategy handles them).
 
-        depth = d.int("depth", 1, 4)                  # 1, 2, 3, 4
-        rate = d.float("lr", [1e-3, 3e-3])            # the values given
-        drop = d.float("dropout", low=0.0, high=0.5, step=0.25)  # 0.0, 0.25, 0.5
-        skip = d.bool("skip")                         # False, True
-        width = d.int("width", 16, 64, step=16, active=depth > 1)  # None when inactive
+    ``d.int("depth", 1, 4)`` is one of 1, 2, 3, 4; ``d.float("lr", [1e-3, 3e-3])`` one of
+    the values given; ``d.float("dropout", low=0.0, high=0.5, step=0.25)`` one of 0.0, 0.25,
+    0.5; ``d.bool("skip")`` False or True. Each takes ``active=`` (``None`` when inactive).
     """
 
     def choice(
