@@ -42,8 +42,10 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
     return registry.make_space(cfg, spec)
 
 
-def make_evaluator(cfg: Config) -> Evaluator:
-    """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training."""
+def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
+    """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training.
+    ``shipped``: the user's functions that ``cfg`` names, unused here (see
+    :func:`evaluator_factory`)."""
     if cfg.task.name == "nb201":
         return Nb201Evaluator(cfg.task.dataset)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
@@ -58,8 +60,10 @@ def make_evaluator(cfg: Config) -> Evaluator:
 
 
 def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:
-    """A picklable function that builds the evaluator (in a worker process, say)."""
-    return functools.partial(make_evaluator, cfg)
+    """A picklable function that builds the evaluator (in a worker process, say). The
+    user's functions that ``cfg`` names by import path ride along, so that Ray ships their
+    modules to its workers (:func:`rlnas.executors.ray_executor.code_paths`)."""
+    return functools.partial(make_evaluator, cfg, registry.importable(cfg))
 
 
 def make_strategy(cfg: Config, space: Space) -> Strategy:

@@ -137,6 +137,21 @@ def strategy_class(cfg: Config) -> type:
     return cls
 
 
+def importable(cfg: Config) -> tuple[Any, ...]:
+    """The user's objects that ``cfg`` names and that another process imports by their
+    name (module-level objects of a module other than ``__main__``)."""
+    out = []
+    for path in (cfg.space, cfg.strategy, cfg.child.train):
+        if path is None or path in SPACES or path in STRATEGIES or ":" not in path:
+            continue
+        obj = resolve(path, "space")
+        module = getattr(obj, "__module__", None)
+        name = getattr(obj, "__qualname__", "")
+        if module and module != "__main__" and "<" not in name and path == f"{module}:{name}":
+            out.append(obj)
+    return tuple(out)
+
+
 def check_paths(cfg: Config) -> None:
     """Resolve the strategy's and the training loop's import paths (before any data)."""
     if cfg.strategy not in STRATEGIES:

@@ -206,7 +206,7 @@ def test_a_user_space_search_resumes_after_an_interrupt(tmp_path, monkeypatch):
     run_id = parent[0].info.run_id
     monkeypatch.setattr(user_models, "INTERRUPT_AT", None)
     out = tmp_path / "r.json"
-    assert cli.main(["resume", run_id, "--summary", str(out), "--no-progress"]) == 0
+    assert cli.main(["resume", run_id, "--uri", uri, "--summary", str(out), "--no-progress"]) == 0
     summary = json.loads(out.read_text())
     assert summary["children"] == 3 and summary["status"] == "FINISHED"
     _, runs = children_of(uri, run_id)
