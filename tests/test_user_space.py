@@ -271,7 +271,7 @@ def test_own_training_loop_and_own_strategy_by_import_path(tmp_path):
     assert status == 0 and summary["failed"] == 0
     client, runs = children_of(uri, summary["run_id"])
     parent = client.get_run(summary["run_id"])
-    assert parent.data.params["strategy"] == "my_random"
+    assert parent.data.params["strategy"] == "user_models:MyRandom"
     assert all("child/accuracy" not in r.data.metrics for r in runs)  # not rlnas's loop
     best = [r for r in runs if r.data.tags["rlnas.child"] == str(summary["best_child"])][0]
     names = {a.path for a in client.list_artifacts(best.info.run_id)}
