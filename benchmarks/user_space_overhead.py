@@ -78,6 +78,8 @@ def main() -> None:
     for name, med in (("built-in", b), ("user", u)):
         ms = 1000 * statistics.median(samples[name])
         print(f"{name:<10} {med:>17.3f} {ms:>21.2f}")
+    pairs = [f"{x:.2f}/{y:.2f}" for x, y in zip(totals["built-in"], totals["user"])]
+    print("per child, built-in/user seconds:", " ".join(pairs))
     print(f"ratio user / built-in: {u / b:.3f} (goal <= 1.05); same rewards: {same}")
 
 

@@ -1,6 +1,6 @@
 """Your own search space: a small ResNet-style family on Fashion-MNIST, searched from Python.
 
-    .venv/bin/python examples/custom_space_fashion.py [--children 8] [--train 3000]
+    .venv/bin/python examples/custom_space_fashion.py [--children 8] [--train 2000]
 
 ``build(d, spec)`` builds one member of the family and declares, as it goes, the decisions
 that pick it: the stem width, how many stages (each halves the image and doubles the
@@ -40,7 +40,7 @@ def residual_block(x, filters: int, stride: int, skip: bool):
 
 def build(d, spec):
     """One member of the family; ``d`` declares each decision where it is used."""
-    width = d.choice("stem/width", [16, 32])
+    width = d.choice("stem/width", [8, 16])
     stages = d.int("stages", 1, 3)
     inputs = keras.Input(spec.input_shape)
     x = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(inputs)
@@ -74,7 +74,7 @@ def fashion_subset(n_train: int, n_val: int, seed: int = 0):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--children", type=int, default=8)
-    p.add_argument("--train", type=int, default=3000, help="training examples")
+    p.add_argument("--train", type=int, default=2000, help="training examples")
     p.add_argument("--strategy", default="reinforce")
     args = p.parse_args()
     (x, y), validation, (x_test, y_test) = fashion_subset(args.train, n_val=1000)
