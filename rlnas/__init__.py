@@ -20,3 +20,16 @@ def _register_environment() -> None:
 
 
 _register_environment()
+
+
+def __getattr__(name: str):
+    """``rlnas.search(...)``, ``rlnas.final(...)``, ``rlnas.export(...)`` (modules that are
+    also the Python entry points, :mod:`rlnas.entry_points`) and ``rlnas.SearchResult``,
+    imported on first use."""
+    import importlib
+
+    if name in ("search", "final", "export"):
+        return importlib.import_module(f"rlnas.{name}")
+    if name == "SearchResult":
+        return importlib.import_module("rlnas.api_result").SearchResult
+    raise AttributeError(f"module 'rlnas' has no attribute {name!r}")

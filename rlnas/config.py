@@ -34,7 +34,7 @@ from rlnas.errors import MAY_BE_EMPTY, ConfigError, FieldError, did_you_mean, re
 from rlnas.evaluators.config import ChildConfig
 from rlnas.executors.config import ExecutorConfig
 from rlnas.final_config import FinalConfig
-from rlnas.rules import OneOf, check_fields
+from rlnas.rules import NameOrPath, check_fields
 from rlnas.search_config import SearchConfig
 from rlnas.spaces.layers import LayersConfig
 from rlnas.spaces.nasnet import NasnetConfig
@@ -65,6 +65,10 @@ __all__ = [
 ]
 
 SPACES = ("layers", "nb201", "nasnet")
+STRATEGIES = ("reinforce", "random", "rea")
+PATH_KEY = "path_key"
+"""Metadata of a field that holds an import path and may also be written as a mapping with
+that one key (``space: {build: my_models:build}``)."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,17 @@ class Config:
     seed: Annotated[int, SEED_RANGE] = 0
     """Seed of the strategy and of the children (split seeds are in ``task``)."""
     task: TaskConfig = field(default_factory=TaskConfig)
-    space: Annotated[str, OneOf(SPACES)] = "layers"
-    """Search space: layers, nb201 or nasnet; its settings are in the section of that name."""
+    space: Annotated[str, NameOrPath(SPACES, "function")] = field(
+        default="layers", metadata={PATH_KEY: "build"}
+    )
+    """Search space: layers, nb201 or nasnet (its settings are in the section of that name),
+    or your own: the import path of a ``build(d, spec) -> keras.Model`` function, also
+    written ``space: {build: package.module:function}``."""
     layers: LayersConfig = field(default_factory=LayersConfig)
     nasnet: NasnetConfig = field(default_factory=NasnetConfig)
-    strategy: Literal["reinforce", "random", "rea"] = "reinforce"
-    """reinforce (the LSTM controller), random, or rea (regularized evolution)."""
+    strategy: Annotated[str, NameOrPath(STRATEGIES, "Class")] = "reinforce"
+    """reinforce (the LSTM controller), random, rea (regularized evolution), or the import
+    path of your own Strategy subclass, made as ``Class(space, seed=..., unique=...)``."""
     controller: ReinforceConfig = field(default_factory=ReinforceConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     child: ChildConfig = field(default_factory=ChildConfig)
@@ -187,6 +196,9 @@ def from_dict(cls: type, data: Mapping[str, Any], section: str = "") -> Any:
         if name not in fields:
             hint = _suggest(key, section, yaml_names)
             raise ConfigError(f"unknown config key `{dotted}`." + hint)
+        path_key = fields[name].metadata.get(PATH_KEY)
+        if path_key and isinstance(value, Mapping):
+            value = _path_of(value, path_key, dotted)
         empty = isinstance(value, (list, tuple)) and not value
         if empty and fields[name].metadata.get(MAY_BE_EMPTY):
             kwargs[name] = ()  # a list that may be empty (choice lists may not)
@@ -196,6 +208,14 @@ def from_dict(cls: type, data: Mapping[str, Any], section: str = "") -> Any:
         return cls(**kwargs)
     except FieldError as exc:
         raise exc.within(section) from None
+
+
+def _path_of(value: Mapping[str, Any], key: str, dotted: str) -> Any:
+    """The import path of ``{key: path}`` (``{name: x}`` from a ``--set`` is ``x``)."""
+    for k in value:
+        if k not in (key, "name"):
+            raise ConfigError(f"unknown config key `{dotted}.{_show(k)}`." + did_you_mean(k, [key]))
+    return value[key] if key in value else value.get("name")
 
 
 def _yaml_name(name: str) -> str:

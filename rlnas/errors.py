@@ -51,13 +51,15 @@ class ChildFailure(Exception):
     ``timeout``, ``worker_died``) and the message says what happened.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, texts: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.texts = dict(texts or {})
+        """Text artifacts of the failed child (``traceback.txt`` of an error in user code)."""
 
     def __reduce__(self):  # picklable across worker processes
-        return (ChildFailure, (self.reason, self.message))
+        return (ChildFailure, (self.reason, self.message, self.texts))
 
 
 def did_you_mean(value: str, valid: Iterable[str]) -> str:

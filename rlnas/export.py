@@ -35,6 +35,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from rlnas.entry_points import callable_module
+
 QUANTIZATIONS = ("float16", "int8")
 IO_TYPES = ("float32", "int8", "uint8")
 """Input and output dtypes of the exported model; the integer ones need ``quantize="int8"``."""
@@ -165,3 +167,6 @@ def _interpreter(blob: bytes):
             warnings.simplefilter("ignore")
             return tf.lite.Interpreter(model_content=blob, num_threads=None)
     return Interpreter(model_content=blob, num_threads=None)
+
+
+callable_module(__name__, "export")  # rlnas.export(run_id, ...): rlnas.api.export

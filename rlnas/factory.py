@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from rlnas import registry
 from rlnas.config import Config
 from rlnas.errors import FieldError
 from rlnas.executors import Evaluator, Executor, InlineExecutor
@@ -18,19 +19,15 @@ from rlnas.executors.ray_executor import RayExecutor
 from rlnas.nb201.evaluator import Nb201Evaluator
 from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
-from rlnas.spaces.layers import LayersSpace
-from rlnas.spaces.nasnet import NasnetSpace
 from rlnas.strategies.base import Strategy
-from rlnas.strategies.evolution import RegularizedEvolution
-from rlnas.strategies.random_search import RandomSearch
-from rlnas.strategies.reinforce import ReinforceController
-from rlnas.tasks import TaskSpec, load_task
+from rlnas.tasks import TaskSpec, load_given_validation, load_task
 
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(cfg: Config):
     """The task's data (loaded and checked once per process and config)."""
-    return load_task(cfg.task, seed=cfg.seed)
+    given = load_given_validation(cfg.task)  # an npz with its own validation split
+    return given if given is not None else load_task(cfg.task, seed=cfg.seed)
 
 
 def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
@@ -42,34 +39,36 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     if spec is None:
         spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
-    if cfg.space == "nasnet":
-        return NasnetSpace(cfg.nasnet, spec)
-    return LayersSpace(cfg.layers, spec)
+    return registry.make_space(cfg, spec)
 
 
-def make_evaluator(cfg: Config) -> Evaluator:
-    """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training."""
+def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
+    """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training.
+    ``shipped``: the user's functions that ``cfg`` names, unused here (see
+    :func:`evaluator_factory`)."""
     if cfg.task.name == "nb201":
         return Nb201Evaluator(cfg.task.dataset)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
+    if cfg.child.train is not None:
+        from rlnas.evaluators.user_train import UserTrainEvaluator
+
+        train = registry.resolve(cfg.child.train, "child.train")
+        return UserTrainEvaluator(make_space(cfg), load_task_data(cfg), cfg.child, train)
     from rlnas.evaluators.keras_child import KerasEvaluator
 
     return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child)
 
 
 def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:
-    """A picklable function that builds the evaluator (in a worker process, say)."""
-    return functools.partial(make_evaluator, cfg)
+    """A picklable function that builds the evaluator (in a worker process, say). The
+    user's functions that ``cfg`` names by import path ride along, so that Ray ships their
+    modules to its workers (:func:`rlnas.executors.ray_executor.code_paths`)."""
+    return functools.partial(make_evaluator, cfg, registry.importable(cfg))
 
 
 def make_strategy(cfg: Config, space: Space) -> Strategy:
-    """The strategy of ``cfg``, seeded with ``cfg.seed``."""
-    unique = cfg.search.unique
-    if cfg.strategy == "random":
-        return RandomSearch(space, seed=cfg.seed, unique=unique)
-    if cfg.strategy == "rea":
-        return RegularizedEvolution(space, cfg.evolution, seed=cfg.seed, unique=unique)
-    return ReinforceController(space, cfg.controller, seed=cfg.seed, unique=unique)
+    """The strategy of ``cfg`` (a built-in or an import path), seeded with ``cfg.seed``."""
+    return registry.make_strategy(cfg, space)
 
 
 def make_executor(cfg: Config) -> Executor:

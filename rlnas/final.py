@@ -30,6 +30,7 @@ import numpy as np
 
 from rlnas.config import FinalConfig
 from rlnas.ensemble import max_shift
+from rlnas.entry_points import callable_module
 from rlnas.errors import ChildFailure, ConfigError
 from rlnas.tasks import TaskData, TaskSpec, stratified_take
 
@@ -347,3 +348,6 @@ def plot_confusion(matrix: np.ndarray, names: list[str], path: str | Path, title
     path = Path(path)
     fig.savefig(path)
     return path
+
+
+callable_module(__name__, "final")  # rlnas.final(run_id, ...): rlnas.api.final

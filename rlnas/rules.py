@@ -129,7 +129,26 @@ class NonEmpty:
         return f"non-empty {self.what}s" if plural else f"a non-empty {self.what}"
 
 
-Rule = Range | OneOf | NonEmpty
+@dataclass(frozen=True)
+class NameOrPath:
+    """A built-in name, or an import path ``package.module:attribute`` to the user's own
+    (resolved when the search is prepared, :mod:`rlnas.registry`)."""
+
+    values: tuple[str, ...]
+    what: str = "object"
+
+    def ok(self, v: Any) -> bool:
+        if v in self.values:
+            return True
+        module, sep, attr = str(v).partition(":")
+        names = [*module.split("."), *attr.split(".")]
+        return bool(sep) and all(n.isidentifier() for n in names)
+
+    def describe(self, integer: bool = False, plural: bool = False, finite: bool = False) -> str:
+        return f"one of {', '.join(self.values)}, or an import path package.module:{self.what}"
+
+
+Rule = Range | OneOf | NonEmpty | NameOrPath
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ def _unpack(tp: Any) -> tuple[Any, tuple[Rule, ...], bool, bool]:
     rules: tuple[Rule, ...] = ()
     if typing.get_origin(tp) is typing.Annotated:
         tp, *extra = typing.get_args(tp)
-        rules = tuple(r for r in extra if isinstance(r, (Range, OneOf, NonEmpty)))
+        rules = tuple(r for r in extra if isinstance(r, (Range, OneOf, NonEmpty, NameOrPath)))
     args = typing.get_args(tp)
     optional = type(None) in args
     if optional:
@@ -203,7 +222,8 @@ def _check_value(fr: _FieldRules, v: Any) -> None:
         raise FieldError(fr.name, v, text + tail)
     for rule in fr.rules:
         if not rule.ok(v):
-            hint = did_you_mean(str(v), map(str, rule.values)) if isinstance(rule, OneOf) else ""
+            named = isinstance(rule, (OneOf, NameOrPath))
+            hint = did_you_mean(str(v), map(str, rule.values)) if named else ""
             raise FieldError(fr.name, v, rule.describe(integer, fr.plural) + tail, hint)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or fr.kind not in (int, float):
         return

@@ -32,6 +32,7 @@ import numpy as np
 
 from rlnas.budget import Budget, FailurePolicy
 from rlnas.cache import CachedReward, RewardCache
+from rlnas.entry_points import callable_module
 from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
 from rlnas.strategies.base import SpaceExhausted, Strategy
@@ -313,6 +314,7 @@ class Search:
     def _finish(self, trial: Trial, result: Outcome | ChildFailure) -> None:
         if isinstance(result, ChildFailure):
             trial.fail(result.reason, result.message)
+            trial.texts = dict(result.texts)
         else:
             limit = self.budget.cost_seconds
             if limit is not None and self._cost + result.cost > limit:
@@ -389,3 +391,6 @@ class Search:
                 if not crashed:
                     raise
                 log.error("%s.%s: %s", type(obs).__name__, event, exc)  # the crash counts
+
+
+callable_module(__name__, "search")  # rlnas.search(build, x, y): rlnas.api.search

@@ -139,7 +139,11 @@ class Sample:
 
 
 class Decider(Protocol):
-    """What ``Space.declare`` receives: one call per decision, returning the chosen value."""
+    """What ``Space.declare`` receives: one call per decision, returning the chosen value.
+
+    The decider of a run also has the conveniences of :class:`GridChoices` (``int``,
+    ``float``, ``bool``), each one categorical decision over a grid.
+    """
 
     def choice(
         self,
@@ -149,6 +153,59 @@ class Decider(Protocol):
         mask: Sequence[bool] | None = None,
         active: bool = True,
     ) -> Value: ...
+
+
+class GridChoices:
+    """Decisions over a grid, each one :meth:`choice` (so every strategy handles them).
+
+    ``d.int("depth", 1, 4)`` is one of 1, 2, 3, 4; ``d.float("lr", [1e-3, 3e-3])`` one of
+    the values given; ``d.float("dropout", low=0.0, high=0.5, step=0.25)`` one of 0.0, 0.25,
+    0.5; ``d.bool("skip")`` False or True. Each takes ``active=`` (``None`` when inactive).
+    """
+
+    def choice(
+        self,
+        name: str,
+        choices: Sequence[Value],
+        *,
+        mask: Sequence[bool] | None = None,
+        active: bool = True,
+    ) -> Value:
+        raise NotImplementedError
+
+    def int(self, name: str, low: int, high: int, step: int = 1, *, active: bool = True):
+        """One of ``low, low + step, ..., high`` (``high`` included when on the grid)."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1 or high < low:
+            raise SpaceError(
+                f"decision `{name}`: expected integers low <= high and step >= 1, got "
+                f"(low={low!r}, high={high!r}, step={step!r})."
+            )
+        return self.choice(name, list(range(low, high + 1, step)), active=active)
+
+    def float(
+        self,
+        name: str,
+        values: Sequence[float] | None = None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        step: float | None = None,
+        active: bool = True,
+    ):
+        """One of ``values``, or of the grid ``low, low + step, ..., high``."""
+        if values is None:
+            if low is None or high is None or step is None or step <= 0 or high < low:
+                raise SpaceError(
+                    f"decision `{name}`: expected values, or low <= high and step > 0, got "
+                    f"(low={low!r}, high={high!r}, step={step!r})."
+                )
+            count = int(round((high - low) / step))
+            values = [round(low + i * step, 12) for i in range(count + 1)]
+        return self.choice(name, [float(v) for v in values], active=active)
+
+    def bool(self, name: str, *, active: bool = True):
+        """``False`` or ``True``."""
+        return self.choice(name, [False, True], active=active)
 
 
 # chooser(decision, allowed_mask) -> chosen index; called for active decisions only
@@ -220,7 +277,7 @@ class Space(ABC):
         return self.replay(values)[1]
 
 
-class _Run:
+class _Run(GridChoices):
     """A decider for one pass of ``declare``: dry run, sampling or replay."""
 
     def __init__(
@@ -321,8 +378,11 @@ class _Run:
 
     def finish(self) -> Sample:
         if self.signature is not None and len(self.actions) != len(self.signature):
+            short = len(self.actions) < len(self.signature)
+            missing = self.signature[len(self.actions)].name if short else ""
             raise SpaceError(
                 f"space `{self.space.name}` declared {len(self.actions)} decisions, its "
-                f"signature has {len(self.signature)}."
+                f"signature has {len(self.signature)}"
+                + (f" (`{missing}` was not declared this time)." if missing else ".")
             )
         return Sample(Architecture(self.values), tuple(self.actions), tuple(self.masks))

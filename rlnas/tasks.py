@@ -310,3 +310,64 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
         spec=spec,
         source=raw.source,
     )
+
+
+def load_given_validation(cfg: TaskConfig) -> TaskData | None:
+    """An ``npz`` task that brings its own validation split (arrays ``x_val`` and ``y_val``,
+    as :func:`rlnas.search` writes for ``validation_data``), else ``None``.
+
+    Training uses every row of ``x`` (``train_subset`` applies), validation the given rows,
+    and the test split is ``x_test``/``y_test`` if present, else the validation rows.
+    """
+    if cfg.name != "npz" or not cfg.path or not str(cfg.path).endswith(".npz"):
+        return None
+    try:
+        with np.load(cfg.path, allow_pickle=False) as f:
+            if "x_val" not in f.files or "y_val" not in f.files:
+                return None
+            x_val, y_val = f["x_val"], f["y_val"]
+    except OSError:
+        return None  # the npz reader says what is wrong with the file
+    raw = READERS["npz"](cfg)
+    where = f"task.path {cfg.path!r}: npz"
+    x_val = x_val / np.float32(255) if x_val.dtype == np.uint8 else x_val
+    check_arrays(raw.x, raw.y, f"{where} (training data)")
+    check_arrays(x_val, y_val, f"{where} (validation data)")
+    if x_val.shape[1:] != raw.x.shape[1:]:
+        raise DataError(
+            f"{where}: validation examples of shape {x_val.shape[1:]} differ from x's "
+            f"{raw.x.shape[1:]}; expected the same shape."
+        )
+    y, y_v, names = _encode_labels(
+        RawData(raw.x, raw.y, x_val, y_val, raw.class_names, raw.source), where
+    )
+    x_test, y_test = x_val, y_v
+    if raw.x_test is not None:
+        check_arrays(raw.x_test, raw.y_test, f"{where} (test data)")
+        _, y_test, _ = _encode_labels(raw, where)
+        x_test = raw.x_test
+    train = np.arange(len(y))
+    if cfg.train_subset is not None and cfg.train_subset < len(train):
+        train, _ = stratified_take(y, cfg.train_subset, np.random.default_rng(cfg.split_seed))
+    x_train = np.ascontiguousarray(raw.x[train], dtype=np.float32)
+    spec = TaskSpec(
+        input_shape=tuple(int(s) for s in raw.x.shape[1:]),
+        input_kind={2: "flat", 3: "sequence", 4: "image"}[raw.x.ndim],
+        num_classes=len(names),
+        flip=raw.flip,
+        feature_std=float(x_train.std()) or 1.0,
+        value_range=(float(x_train.min()), float(x_train.max())),
+    )
+    return TaskData(
+        name=cfg.name,
+        x_train=x_train,
+        y_train=y[train],
+        x_val=np.ascontiguousarray(x_val, dtype=np.float32),
+        y_val=np.asarray(y_v, dtype=np.int32),
+        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
+        y_test=np.asarray(y_test, dtype=np.int32),
+        num_classes=len(names),
+        class_names=names,
+        spec=spec,
+        source=raw.source + " (with its own validation split)",
+    )

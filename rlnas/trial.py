@@ -38,6 +38,9 @@ class Outcome:
     history: dict[str, list[float]] = field(default_factory=dict)
     cost: float = 0.0
     texts: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Binary artifacts, such as the trained weights of a child kept with
+    ``child.keep_weights``; logged with the child, never saved in checkpoints."""
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Trial:
     cached_from: int | str | None = None  # reward re-used: child number, or an earlier run id
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """The outcome's binary artifacts (in memory only: not in :meth:`to_dict`)."""
 
     @property
     def architecture(self) -> Architecture:
@@ -71,6 +76,7 @@ class Trial:
         self.history = {k: list(v) for k, v in outcome.history.items()}
         self.cost = float(outcome.cost)
         self.texts = dict(outcome.texts)
+        self.files = dict(outcome.files)
         self.finished_at = time.time()
 
     def fail(self, reason: str, message: str, cost: float = 0.0) -> None:
@@ -83,6 +89,7 @@ class Trial:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (used by checkpoints and summaries)."""
         d = asdict(self)
+        del d["files"]
         d["state"] = self.state.value
         d["sample"] = self.sample.to_dict()
         d["architecture_hash"] = self.architecture.hash

@@ -31,12 +31,13 @@ def write(tmp_path, text: str):
         ),
         (
             "space: layer",
-            "`space`: expected one of layers, nb201, nasnet, got 'layer'. Did you mean `layers`?",
+            "`space`: expected one of layers, nb201, nasnet, or an import path "
+            "package.module:function, got 'layer'. Did you mean `layers`?",
         ),
         (
             "strategy: reinforc",
-            "`strategy`: expected one of reinforce, random, rea, got 'reinforc'. "
-            "Did you mean `reinforce`?",
+            "`strategy`: expected one of reinforce, random, rea, or an import path "
+            "package.module:Class, got 'reinforc'. Did you mean `reinforce`?",
         ),
         ("layers: {filters: []}", "`layers.filters`: expected a non-empty list, got []."),
         ("layers: {operations: []}", "`layers.operations`: expected a non-empty list, got []."),

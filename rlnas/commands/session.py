@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlnas import factory, zoo
+from rlnas import factory, registry, zoo
 from rlnas.checkpoint import Checkpoint, state_root
 from rlnas.config import Config, to_dict
 from rlnas.errors import ConfigError, FieldError
@@ -121,6 +121,7 @@ def _check_options(cfg: Config, save_controller: str | None) -> Path | None:
         raise FieldError(
             "controller.from", cfg.controller.from_, "null unless strategy is reinforce"
         )
+    registry.check_paths(cfg)  # the user's strategy and training loop, by import path
     if cfg.executor.kind == "ray" and cfg.executor.ray_address:
         # lazy: the Ray executor's module is slow to import, and only Ray searches need it
         from rlnas.executors.ray_executor import check_reachable
@@ -175,8 +176,9 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
-    """Run a prepared search, then report it; the exit status of the command."""
+def run_search(p: Prepared) -> tuple[SearchResult, dict[str, Any]]:
+    """Run a prepared search (shared by the commands and :func:`rlnas.search`); the result
+    and its summary, with the controller saved if asked."""
     try:
         with sigterm_as_ctrl_c(), p.tracker:  # the parent run never stays RUNNING
             result = p.search.run()
@@ -188,6 +190,12 @@ def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
     summary = p.tracker.summary(result)
     if p.save_to is not None:
         _save(p, summary)
+    return result, summary
+
+
+def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
+    """Run a prepared search, then report it; the exit status of the command."""
+    result, summary = run_search(p)
     if args.summary:
         path = Path(args.summary)
         path.parent.mkdir(parents=True, exist_ok=True)

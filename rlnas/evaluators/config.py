@@ -35,6 +35,13 @@ class ChildConfig:
     mixed_precision: bool = False
     """Train children in mixed precision (Keras's ``mixed_float16`` policy: float16 compute,
     float32 weights and output layer); faster on GPUs with tensor cores, not on CPUs."""
+    train: str | None = None
+    """Your own training loop: the import path ``package.module:function`` of
+    ``train(model, data, decisions) -> float``, which replaces fit and validation; the float
+    it returns is the reward. ``None``: rlnas trains the child."""
+    keep_weights: bool = False
+    """Keep the trained weights of each child that is the best so far (in its MLflow run,
+    ``weights.weights.h5``), so the best model comes back trained without a retrain."""
 
     def __post_init__(self) -> None:
         check_fields(self)

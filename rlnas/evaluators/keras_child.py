@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import time
+import traceback
 from dataclasses import asdict, is_dataclass
 
 import keras
@@ -114,6 +115,7 @@ class KerasEvaluator:
         if child.mixed_precision:  # this process's children compute in float16 from now on
             keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
+        self._best: float | None = None  # best reward of this evaluator (child.keep_weights)
         n = len(data.y_train)
         pick = np.random.default_rng(0).permutation(n)[: min(n, CALIBRATION_EXAMPLES)]
         self.calibration = data.x_train[np.sort(pick)]
@@ -164,7 +166,10 @@ class KerasEvaluator:
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ChildFailure(
-                    "unbuildable", f"child {number} cannot be built: {type(exc).__name__}: {first}"
+                    "unbuildable",
+                    f"child {number} cannot be built: {type(exc).__name__}: {first} "
+                    "(traceback.txt in the child's run)",
+                    texts={"traceback.txt": traceback.format_exc()},
                 ) from None
             guard = _FiniteLoss()
             start = time.perf_counter()
@@ -188,6 +193,7 @@ class KerasEvaluator:
             params = int(model.count_params())
             mmacs = multiply_adds(model) / 1e6
             summary = summary_text(model)
+            weights = weights_bytes(model) if self.child.keep_weights else None
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
         by_loss = self.child.metric == "val_loss"
@@ -203,7 +209,16 @@ class KerasEvaluator:
             history=curves,
             cost=seconds,
             texts={"model_summary.txt": summary},
+            files=self.keep(weights, reward),
         )
+
+    def keep(self, weights: bytes | None, reward: float) -> dict[str, bytes]:
+        """The child's weights as a file to log, if kept and the best of this evaluator so
+        far (each worker keeps its own best, so the search's best always has its weights)."""
+        if weights is None or (self._best is not None and reward <= self._best):
+            return {}
+        self._best = reward
+        return {WEIGHTS_FILE: weights}
 
     def _fit(self, model: keras.Model, batch_size: int, seed: int, guard: _FiniteLoss):
         d, child = self.data, self.child
@@ -220,6 +235,21 @@ class KerasEvaluator:
             d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed, repeat=True
         )
         return model.fit(stream, steps_per_epoch=child.steps_per_epoch, **fit)
+
+
+WEIGHTS_FILE = "weights.weights.h5"
+"""The artifact of a child's trained weights (``child.keep_weights``)."""
+
+
+def weights_bytes(model: keras.Model) -> bytes:
+    """The model's weights in Keras's ``.weights.h5`` format."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, WEIGHTS_FILE)
+        model.save_weights(path)
+        return path.read_bytes()
 
 
 def _free_keras_state() -> None:
@@ -241,11 +271,14 @@ def _free_keras_state() -> None:
 
 
 def _child_settings(child: ChildConfig) -> dict:
-    """The child settings that a fingerprint holds; ``mixed_precision`` only when on, so
-    that searches from before the setting existed keep their fingerprints."""
+    """The child settings that a fingerprint holds; ``mixed_precision`` and ``train`` only
+    when set, so that searches from before the settings existed keep their fingerprints
+    (``keep_weights`` never changes a reward)."""
     settings = asdict(child)
-    if not settings.get("mixed_precision"):
-        settings.pop("mixed_precision", None)
+    settings.pop("keep_weights", None)
+    for key in ("mixed_precision", "train"):
+        if not settings.get(key):
+            settings.pop(key, None)
     return settings
 
 

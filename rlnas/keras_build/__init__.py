@@ -10,10 +10,13 @@ from rlnas.keras_build.layers_model import build_model as build_layers_model
 from rlnas.keras_build.layers_model import compile_model, make_optimizer
 from rlnas.keras_build.nasnet_model import build_nasnet_model
 from rlnas.spaces.nasnet import NasnetBlueprint
+from rlnas.spaces.user import UserBlueprint
 
 
 def build_model(blueprint, spec):
     """The Keras model of a blueprint of any Keras space (dispatched on its type)."""
+    if isinstance(blueprint, UserBlueprint):
+        return blueprint.build()
     if isinstance(blueprint, NasnetBlueprint):
         return build_nasnet_model(blueprint, spec)
     return build_layers_model(blueprint, spec)

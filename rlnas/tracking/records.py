@@ -197,6 +197,8 @@ class ChildRuns:
             Path(tmp, "architecture.json").write_text(json.dumps(record, indent=1))
             for name, text in trial.texts.items():
                 Path(tmp, name if "." in name else name + ".txt").write_text(text)
+            for name, data in trial.files.items():
+                Path(tmp, name).write_bytes(data)
             self.client.log_artifacts(run_id, tmp)
         best = self.best
         if not interrupted:  # the parent's curves: before the child is complete

@@ -1,0 +1,117 @@
+"""``rlnas.search(build, x, y)``: the Python entry point, against the CLI and on arrays."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import user_models
+
+import rlnas
+from rlnas import cli
+from rlnas.errors import ConfigError
+
+mlflow = pytest.importorskip("mlflow")
+
+SETTINGS = {
+    "task": {"name": "digits", "train_subset": 100},
+    "child": {"epochs": 1, "steps_per_epoch": 2},
+    "controller": {"batch_size": 2},
+}
+
+
+def test_the_entry_point_and_the_cli_find_the_same_children(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    yaml = f"""\
+    seed: 3
+    task: {{name: digits, train_subset: 100}}
+    space: user_models:build
+    strategy: reinforce
+    child: {{epochs: 1, steps_per_epoch: 2}}
+    controller: {{batch_size: 2}}
+    search: {{children: 4}}
+    tracking: {{uri: "{uri}", experiment: cli}}
+    """
+    (tmp_path / "c.yaml").write_text(textwrap.dedent(yaml))
+    out = tmp_path / "s.json"
+    assert cli.main(["search", "-c", str(tmp_path / "c.yaml"), "--summary", str(out)]) == 0
+    by_cli = json.loads(out.read_text())
+    result = rlnas.search(
+        user_models.build,
+        config=SETTINGS,
+        children=4,
+        seed=3,
+        tracking_uri=uri,
+        experiment="api",
+        progress=False,
+    )
+    client = mlflow.MlflowClient(uri)
+
+    def children(run_id):
+        exp = client.get_run(run_id).info.experiment_id
+        runs = client.search_runs([exp], f"tags.mlflow.parentRunId = '{run_id}'")
+        runs.sort(key=lambda r: int(r.data.tags["rlnas.child"]))
+        return [(r.data.params, r.data.metrics["reward"]) for r in runs]
+
+    assert children(result.run_id) == children(by_cli["run_id"])
+    assert result.best.reward == by_cli["best_reward"]
+    table = result.trials
+    assert list(table["number"]) == [0, 1, 2, 3]
+    assert {"state", "reward", "depth", "units_0", "metric/val_accuracy"} <= set(table.columns)
+    assert [t.reward for t in result.top(2)] == sorted(table["reward"], reverse=True)[:2]
+
+
+def test_arrays_in_the_best_model_out_trained(tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype("float32")[..., None]
+    y = digits.target
+    result = rlnas.search(
+        user_models.build,
+        x[:200],
+        y[:200],
+        validation_data=(x[200:300], y[200:300]),
+        strategy="random",
+        children=2,
+        epochs=2,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    model = result.best_model()
+    scores = model.evaluate(x[200:300], y[200:300], verbose=0, return_dict=True)
+    assert scores["accuracy"] == pytest.approx(result.best.reward, abs=1e-6)  # the kept weights
+    retrained = result.best_model(retrain=True, epochs=1)
+    assert retrained.output_shape == (None, 10)
+    assert len(result.trials) == 2 and result.config.task.name == "npz"
+
+
+def test_a_tf_data_dataset_is_read_into_arrays():
+    import tensorflow as tf
+
+    from rlnas.api import _arrays
+
+    x = np.arange(20, dtype="float32").reshape(10, 2)
+    y = np.arange(10) % 2
+    for ds in (
+        tf.data.Dataset.from_tensor_slices((x, y)),
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(3),
+    ):
+        xs, ys = _arrays(ds, None, "x")
+        assert np.array_equal(xs, x) and np.array_equal(ys, y)
+
+
+def test_keep_weights_false_asks_for_a_retrain(tmp_path):
+    result = rlnas.search(
+        user_models.build,
+        config=SETTINGS,
+        strategy="random",
+        children=1,
+        keep_weights=False,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    with pytest.raises(ConfigError, match="were not kept"):
+        result.best_model()
