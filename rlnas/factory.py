@@ -40,6 +40,9 @@ def make_space(cfg: Config) -> Space:
     if cfg.task.name == "nb201":
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     data = load_task_data(cfg)
+    from rlnas.evaluators.config import check_metric
+
+    check_metric(cfg.child, data.spec.task)  # before any child trains, in any executor
     if cfg.space == "nasnet":
         return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
     return LayersSpace(cfg.layers, data.spec)

@@ -1,0 +1,82 @@
+"""What the targets of a data set are: classes or numbers to regress (``task.kind``).
+
+``auto`` reads text and booleans as classes; integers (or integer-valued floats) as classes
+while there are at most ``task.max_classes`` distinct values, otherwise as numbers; any
+other number (a fraction among them) as a regression target. A target array of several
+columns is regressed only when ``task.kind: regression`` says so (a one-hot label matrix
+looks the same). The reading is logged and noted in the data's provenance line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from rlnas.errors import DataError
+from rlnas.task_config import TaskConfig
+
+log = logging.getLogger(__name__)
+
+
+def task_kind(y: np.ndarray, cfg: TaskConfig, where: str) -> tuple[str, str]:
+    """``(kind, note)``: ``classification`` or ``regression`` for targets ``y``, and a note
+    saying how it was decided."""
+    if cfg.kind != "auto":
+        return cfg.kind, f"kind {cfg.kind} (given)"
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "classification", "kind auto: classification (a label matrix)"
+    flat = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
+    if flat.dtype.kind not in "iuf" or flat.size == 0:
+        note = f"kind auto: classification ({flat.dtype.name} labels)"
+    else:
+        finite = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+        distinct = len(np.unique(finite))
+        whole = bool(np.all(finite == np.round(finite)))
+        if whole and distinct <= cfg.max_classes:
+            note = f"kind auto: classification ({distinct} distinct whole numbers)"
+        else:
+            why = (
+                f"{distinct} distinct values, more than max_classes {cfg.max_classes}"
+                if whole
+                else "fractional numbers"
+            )
+            note = f"kind auto: regression ({why}; set task.kind to override)"
+            log.info("%s: %s", where, note)
+            return "regression", note
+    log.info("%s: %s", where, note)
+    return "classification", note
+
+
+def regression_targets(y: np.ndarray, where: str) -> np.ndarray:
+    """``y`` as float32 of shape ``(N, T)``; refused unless finite numbers of float32's
+    range, with at least 2 distinct values in every target."""
+    if y.ndim not in (1, 2):
+        raise DataError(f"{where}: regression targets of shape {y.shape}; expected (N,) or (N, T).")
+    if y.dtype.kind not in "biuf":
+        raise DataError(
+            f"{where}: regression targets of dtype {y.dtype} are not numbers; expected "
+            "numbers, or task.kind: classification for labels."
+        )
+    y = y.reshape(len(y), -1).astype(np.float64)
+    bad = ~np.isfinite(y) | (np.abs(y) > np.finfo(np.float32).max)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(
+            f"{where}: targets hold {int(bad.sum())} NaN/inf values (first in row {row}); "
+            "expected a finite number for every example."
+        )
+    for t in range(y.shape[1]):
+        if len(y) and np.all(y[:, t] == y[0, t]):
+            col = "" if y.shape[1] == 1 else f" (target {t})"
+            raise DataError(
+                f"{where}: every target{col} is {y[0, t]:g} ({len(y)} examples); expected at "
+                "least 2 distinct values to regress."
+            )
+    return y.astype(np.float32)
+
+
+def random_take(n: int, n_take: int, rng: np.random.Generator):
+    """Indices of ``n_take`` of ``n`` examples drawn at random, and of the rest (sorted)."""
+    order = rng.permutation(n)
+    return np.sort(order[:n_take]), np.sort(order[n_take:])
