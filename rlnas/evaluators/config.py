@@ -122,14 +122,14 @@ def check_metric(child: ChildConfig, task: str) -> None:
     """Raise :class:`ConfigError` unless ``child.metric`` fits a task of kind ``task``
     (``classification`` or ``regression``) and, for a name outside :data:`METRICS`, Keras
     knows it (this imports Keras)."""
-    child = reward_metric(child, task)
-    name = child.metric_name
-    if child.target_mmacs is not None and child.metric != "val_accuracy":
+    if child.target_mmacs is not None and task != "classification":
         raise FieldError(
             "child.target_mmacs",
             child.target_mmacs,
-            f"null for a {task} rewarded with {child.metric} (the cost factor scales an accuracy)",
+            f"null for a {task} (the cost factor scales an accuracy)",
         )
+    child = reward_metric(child, task)
+    name = child.metric_name
     if name in METRICS:
         fits = METRICS[name][1]
         if fits not in ("any", task):

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 BUILDER_VERSION = 4
 """Part of the fingerprint: raise it when the builder or the training changes what a given
 architecture's reward means, so that cached rewards of the old code are not reused."""
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+"""The curves of a classifier rewarded by accuracy or loss (other tasks and metrics add
+theirs: :attr:`KerasEvaluator.curves`)."""
 CALIBRATION_EXAMPLES = 256
 """Training examples whose batch-norm statistics a child uses when it is validated: one
 batch, so re-estimating costs one eager forward pass per validation."""
