@@ -57,9 +57,12 @@ def read_image_folder(cfg: TaskConfig) -> RawData:
     grey = bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
     if grey:
         x = np.ascontiguousarray(x[..., :1])
-    channels = "1 channel (grey)" if grey else "3 channels"
-    source = f"image folder {root}, {how} {size[0]}x{size[1]}, {channels}"
-    log.info("task.path: %s", source)
+    if cfg.image_size is not None and not grey:
+        source = f"image folder {root} resized to {size[0]}x{size[1]}"
+    else:
+        channels = "1 channel (grey)" if grey else "3 channels"
+        source = f"image folder {root}, {how} {size[0]}x{size[1]}, {channels}"
+        log.warning("task.path: %s", source)
     return RawData(x, np.asarray(labels, dtype=np.int32), None, None, class_names, source)
 
 

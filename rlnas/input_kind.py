@@ -5,8 +5,8 @@
 channel axis). A 3-D array with a longer last axis, such as ``(N, 28, 28)``, could be
 grayscale images or sequences of 28 features: it is refused with one line that asks for
 ``task.input_kind``. Given explicitly, ``image`` adds a channel axis to ``(N, H, W)``,
-``sequence`` adds one to ``(N, L)`` and ``flat`` flattens every example. Every reading is
-logged and written into the data's provenance line.
+``sequence`` adds one to ``(N, L)`` and ``flat`` flattens every example. How the user's own
+arrays were read is logged (a warning line, so the CLI prints it).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def arrange(
                 f"{x.shape[2]} features?); set task.input_kind: image or sequence."
             )
         note = f"input_kind auto: {shape} read as {kind}"
-        log.info("%s: %s", where, note)
+        log.debug("%s: %s", where, note)
         return x, x_test, kind, note
     if wanted == "flat":
         flat = (lambda a: a.reshape(len(a), -1)) if x.ndim > 2 else (lambda a: a)

@@ -178,7 +178,7 @@ def load_table(cfg: TaskConfig) -> TaskData:
         if filled
         else "no missing cells"
     )
-    log.info("%s: %s; %s", where, kind_note, fill_note)
+    log.warning("%s: %s; %s", where, kind_note, fill_note)
     source = (
         f"table {path} (target {target!r}, {len(kept)} rows"
         + (f", {dropped} without a target dropped" if dropped else "")

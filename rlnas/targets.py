@@ -4,19 +4,15 @@
 while there are at most ``task.max_classes`` distinct values, otherwise as numbers; any
 other number (a fraction among them) as a regression target. A target array of several
 columns is regressed only when ``task.kind: regression`` says so (a one-hot label matrix
-looks the same). The reading is logged and noted in the data's provenance line.
+looks the same). The caller logs the reading.
 """
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 
 from rlnas.errors import DataError
 from rlnas.task_config import TaskConfig
-
-log = logging.getLogger(__name__)
 
 
 def task_kind(y: np.ndarray, cfg: TaskConfig, where: str) -> tuple[str, str]:
@@ -42,9 +38,7 @@ def task_kind(y: np.ndarray, cfg: TaskConfig, where: str) -> tuple[str, str]:
                 else "fractional numbers"
             )
             note = f"kind auto: regression ({why}; set task.kind to override)"
-            log.info("%s: %s", where, note)
             return "regression", note
-    log.info("%s: %s", where, note)
     return "classification", note
 
 

@@ -321,7 +321,9 @@ def split_indices(
 def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
     file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
     where = f"{file}{cfg.name} (training data)"
-    kind, kind_note = task_kind(raw.y, cfg, where)
+    kind, kind_note = "classification", ""  # the built-in data sets and image folders
+    if cfg.name == "npz":
+        kind, kind_note = task_kind(raw.y, cfg, where)
     x, x_test, input_kind, input_note = arrange(raw.x, raw.x_test, cfg.input_kind, where)
     check_arrays(x, raw.y, where, kind)
     if x_test is not None:
@@ -341,8 +343,11 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
     train, val, test = split_indices(cfg, y, x_test is not None, where, names, label)
     if x_test is None:
         x_test, y_test = x[test], y[test]
-    notes = [n for n in (input_note, kind_note) if n.split(":")[0].endswith("auto")]
-    source = raw.source + (f" ({'; '.join(notes)})" if notes else "")
+    if cfg.name == "npz":  # the user's own arrays: say how they were read
+        for note in (input_note, kind_note):
+            if note.split(":")[0].endswith("auto"):
+                log.warning("%s: %s", file.rstrip(": "), note)
+    source = raw.source
     return assemble(
         cfg, (x[train], y[train]), (x[val], y[val]), (x_test, y_test), names, raw.flip,
         input_kind, source,
