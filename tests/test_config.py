@@ -258,7 +258,7 @@ def test_sections_check_their_rules_when_built_directly():
         ExecutorConfig(workers=0)
     with pytest.raises(FieldError, match="`kind`: expected one of inline, process, ray"):
         ExecutorConfig(kind="threads")  # a Literal is a rule of its own
-    with pytest.raises(FieldError, match=r"`image_size`: expected integers in 8\.\.4096 or null, got 4"):
+    with pytest.raises(FieldError, match=r"`image_size`: expected integers in 8\.\.4096 or null"):
         TaskConfig(image_size=(4, 64))
 
 
