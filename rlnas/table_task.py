@@ -28,9 +28,9 @@ import numpy as np
 
 from rlnas.errors import DataError, did_you_mean
 from rlnas.raw_data import RawData
-from rlnas.targets import regression_targets, task_kind
+from rlnas.targets import encode_labels, regression_targets, task_kind
 from rlnas.task_config import TaskConfig
-from rlnas.tasks import TaskData, _encode_labels, assemble, check_labels, split_indices
+from rlnas.tasks import TaskData, assemble, check_labels, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def load_table(cfg: TaskConfig) -> TaskData:
         names = None
     else:
         check_labels(y_raw, f"{where}: task.target {target!r}")
-        y, _, names = _encode_labels(
+        y, _, names = encode_labels(
             RawData(np.zeros((len(y_raw), 1)), y_raw, None, None, None, ""),
             f"{where}: task.target {target!r}",
         )

@@ -1,4 +1,5 @@
-"""What the targets of a data set are: classes or numbers to regress (``task.kind``).
+"""What the targets of a data set are: classes or numbers to regress (``task.kind``), and
+class labels encoded as indices.
 
 ``auto`` reads text and booleans as classes; integers (or integer-valued floats) as classes
 while there are at most ``task.max_classes`` distinct values, otherwise as numbers; any
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlnas.errors import DataError
+from rlnas.raw_data import RawData
 from rlnas.task_config import TaskConfig
 
 
@@ -74,3 +76,55 @@ def random_take(n: int, n_take: int, rng: np.random.Generator):
     """Indices of ``n_take`` of ``n`` examples drawn at random, and of the rest (sorted)."""
     order = rng.permutation(n)
     return np.sort(order[:n_take]), np.sort(order[n_take:])
+
+
+def _decode(values: np.ndarray, what: str) -> np.ndarray:
+    """Bytes (``S`` dtype) as UTF-8 text; everything else as it is."""
+    if values.dtype.kind != "S":
+        return values
+    try:
+        return np.char.decode(values, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{what} are bytes that are not UTF-8 ({exc.reason} at byte {exc.start}); "
+            "expected UTF-8 text or integers."
+        ) from None
+
+
+def encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Class labels (and those of ``raw.y_test``) as indices ``0..K-1`` into the sorted
+    classes, with the class names; refused below 2 classes or for unknown test labels."""
+    y = _decode(raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y, f"{where}: labels")
+    classes, y_int = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: every label is {classes[0].item()!r} ({len(y)} examples); "
+            "expected at least 2 classes."
+        )
+    y_test = None
+    if raw.y_test is not None:
+        yt = raw.y_test.reshape(-1) if raw.y_test.ndim == 2 else raw.y_test
+        yt = _decode(yt, f"{where}: y_test")
+        if yt.dtype.kind != classes.dtype.kind and {yt.dtype.kind, classes.dtype.kind} & {"U"}:
+            raise DataError(
+                f"{where}: y_test holds {yt.dtype} labels but y holds {classes.dtype}; expected "
+                "the same kind of labels."
+            )
+        pos = np.searchsorted(classes, yt).clip(0, len(classes) - 1)
+        unknown = classes[pos] != yt
+        if unknown.any():
+            raise DataError(
+                f"{where}: y_test: label {yt[unknown][0].item()!r} never occurs in the "
+                f"training labels {classes[:10].tolist()}; expected the same classes."
+            )
+        y_test = pos.astype(np.int32)
+    names = raw.class_names
+    if names is None or len(names) != len(classes):
+        names = [str(c) for c in classes]
+    elif (
+        np.issubdtype(classes.dtype, np.integer)
+        and classes.min() >= 0
+        and classes.max() < len(names)
+    ):
+        names = [names[int(c)] for c in classes]
+    return y_int.astype(np.int32), y_test, names

@@ -42,7 +42,7 @@ import numpy as np
 
 from rlnas.errors import ConfigError, DataError
 from rlnas.input_kind import arrange
-from rlnas.targets import random_take, regression_targets, task_kind
+from rlnas.targets import encode_labels, random_take, regression_targets, task_kind
 from rlnas.task_config import TaskConfig
 from rlnas.task_readers import READERS, RawData
 
@@ -190,56 +190,6 @@ def check_labels(y: np.ndarray, where: str) -> None:
     )
 
 
-def _decode(values: np.ndarray, what: str) -> np.ndarray:
-    """Bytes (``S`` dtype) as UTF-8 text; everything else as it is."""
-    if values.dtype.kind != "S":
-        return values
-    try:
-        return np.char.decode(values, "utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{what} are bytes that are not UTF-8 ({exc.reason} at byte {exc.start}); "
-            "expected UTF-8 text or integers."
-        ) from None
-
-
-def _encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    y = _decode(raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y, f"{where}: labels")
-    classes, y_int = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(
-            f"{where}: every label is {classes[0].item()!r} ({len(y)} examples); "
-            "expected at least 2 classes."
-        )
-    y_test = None
-    if raw.y_test is not None:
-        yt = raw.y_test.reshape(-1) if raw.y_test.ndim == 2 else raw.y_test
-        yt = _decode(yt, f"{where}: y_test")
-        if yt.dtype.kind != classes.dtype.kind and {yt.dtype.kind, classes.dtype.kind} & {"U"}:
-            raise DataError(
-                f"{where}: y_test holds {yt.dtype} labels but y holds {classes.dtype}; expected "
-                "the same kind of labels."
-            )
-        pos = np.searchsorted(classes, yt).clip(0, len(classes) - 1)
-        unknown = classes[pos] != yt
-        if unknown.any():
-            raise DataError(
-                f"{where}: y_test: label {yt[unknown][0].item()!r} never occurs in the "
-                f"training labels {classes[:10].tolist()}; expected the same classes."
-            )
-        y_test = pos.astype(np.int32)
-    names = raw.class_names
-    if names is None or len(names) != len(classes):
-        names = [str(c) for c in classes]
-    elif (
-        np.issubdtype(classes.dtype, np.integer)
-        and classes.min() >= 0
-        and classes.max() < len(names)
-    ):
-        names = [names[int(c)] for c in classes]
-    return y_int.astype(np.int32), y_test, names
-
-
 # -- splitting ------------------------------------------------------------------------------
 def stratified_take(y: np.ndarray, n_take: int, rng: np.random.Generator):
     """Indices of ``n_take`` examples drawn per class in proportion, and of the rest.
@@ -338,7 +288,7 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
         y_test = None if raw.y_test is None else regression_targets(raw.y_test, where)
         names: list[str] | None = None
     else:
-        y, y_test, names = _encode_labels(raw, where)
+        y, y_test, names = encode_labels(raw, where)
     label = f"{file}{cfg.name}"
     train, val, test = split_indices(cfg, y, x_test is not None, where, names, label)
     if x_test is None:
