@@ -8,6 +8,7 @@ processes call (through ``functools.partial``) to build their own evaluator.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from rlnas.config import Config
@@ -26,6 +27,8 @@ from rlnas.strategies.random_search import RandomSearch
 from rlnas.strategies.reinforce import ReinforceController
 from rlnas.tasks import load_task
 
+log = logging.getLogger("rlnas.data")
+
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(cfg: Config):
@@ -43,6 +46,8 @@ def make_space(cfg: Config) -> Space:
     from rlnas.evaluators.config import check_metric
 
     check_metric(cfg.child, data.spec.task)  # before any child trains, in any executor
+    for note in data.notes:  # how the user's data was read, once it passed every check
+        log.warning("%s", note)
     if cfg.space == "nasnet":
         return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
     return LayersSpace(cfg.layers, data.spec)

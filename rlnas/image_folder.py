@@ -19,7 +19,6 @@ every pixel), one channel is kept. Mirroring is not assumed to keep the class
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -29,8 +28,6 @@ import numpy as np
 from rlnas.errors import DataError
 from rlnas.raw_data import RawData
 from rlnas.task_config import TaskConfig
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 MIN_IMAGE_SIDE = 8
@@ -57,13 +54,15 @@ def read_image_folder(cfg: TaskConfig) -> RawData:
     grey = bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
     if grey:
         x = np.ascontiguousarray(x[..., :1])
+    notes: tuple[str, ...] = ()
     if cfg.image_size is not None and not grey:
         source = f"image folder {root} resized to {size[0]}x{size[1]}"
     else:
         channels = "1 channel (grey)" if grey else "3 channels"
         source = f"image folder {root}, {how} {size[0]}x{size[1]}, {channels}"
-        log.warning("task.path: %s", source)
-    return RawData(x, np.asarray(labels, dtype=np.int32), None, None, class_names, source)
+        notes = (f"task.path: {source}",)
+    labels_ = np.asarray(labels, dtype=np.int32)
+    return RawData(x, labels_, None, None, class_names, source, notes=notes)
 
 
 def _stored_size(path: Path) -> tuple[int, int] | None:

@@ -20,7 +20,6 @@ target with one value, a non-numeric column with more categories than the cap.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +30,6 @@ from rlnas.raw_data import RawData
 from rlnas.targets import encode_labels, regression_targets, task_kind
 from rlnas.task_config import TaskConfig
 from rlnas.tasks import TaskData, assemble, check_labels, split_indices
-
-log = logging.getLogger(__name__)
 
 MISSING = "missing"
 """The category a missing cell of a non-numeric column takes."""
@@ -178,7 +175,7 @@ def load_table(cfg: TaskConfig) -> TaskData:
         if filled
         else "no missing cells"
     )
-    log.warning("%s: %s; %s", where, kind_note, fill_note)
+    notes = (f"{where}: {kind_note}; {fill_note}",)
     source = (
         f"table {path} (target {target!r}, {len(kept)} rows"
         + (f", {dropped} without a target dropped" if dropped else "")
@@ -188,5 +185,5 @@ def load_table(cfg: TaskConfig) -> TaskData:
     x = encoder.transform(features)
     return assemble(
         cfg, (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), names, False, "flat",
-        source,
+        source, notes,
     )  # fmt: skip

@@ -101,6 +101,10 @@ class TaskData:
     spec: TaskSpec
     source: str
     """One line of provenance: where the examples came from."""
+    notes: tuple[str, ...] = ()
+    """How rlnas read the user's own data where it inferred something (the input kind,
+    classes or regression, the image size, the cells filled): the search command prints
+    them once every check has passed (:func:`rlnas.factory.make_space`)."""
 
 
 def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
@@ -293,14 +297,13 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
     train, val, test = split_indices(cfg, y, x_test is not None, where, names, label)
     if x_test is None:
         x_test, y_test = x[test], y[test]
+    notes = list(raw.notes)
     if cfg.name == "npz":  # the user's own arrays: say how they were read
-        for note in (input_note, kind_note):
-            if note.split(":")[0].endswith("auto"):
-                log.warning("%s: %s", file.rstrip(": "), note)
-    source = raw.source
+        auto = [n for n in (input_note, kind_note) if n.split(":")[0].endswith("auto")]
+        notes += [f"{file.rstrip(': ')}: {n}" for n in auto]
     return assemble(
         cfg, (x[train], y[train]), (x[val], y[val]), (x_test, y_test), names, raw.flip,
-        input_kind, source,
+        input_kind, raw.source, tuple(notes),
     )  # fmt: skip
 
 
@@ -313,6 +316,7 @@ def assemble(
     flip: bool,
     input_kind: str,
     source: str,
+    notes: tuple[str, ...] = (),
 ) -> TaskData:
     """The :class:`TaskData` of split arrays (``names`` None: a regression)."""
     x_train = np.ascontiguousarray(train[0], dtype=np.float32)
@@ -348,4 +352,5 @@ def assemble(
         class_names=names,
         spec=spec,
         source=source,
+        notes=notes,
     )
