@@ -37,6 +37,8 @@ from rlnas.spaces.layers import LayersBlueprint, LayerSpec
 from rlnas.spaces.training import TrainingSpec
 from rlnas.tasks import TaskSpec
 
+__all__ = ["build_model", "classifier", "compile_model", "make_optimizer", "weight_regularizer"]
+
 _LAYERS = {  # kind -> (conv, separable conv, max pool, avg pool)
     "image": ("Conv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D"),
     "sequence": ("Conv1D", "SeparableConv1D", "MaxPooling1D", "AveragePooling1D"),
@@ -68,9 +70,6 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     if training.dropout > 0:
         x = keras.layers.Dropout(training.dropout, name="dropout")(x)
     return keras.Model(inputs, head(x, spec, reg), name="child")
-
-
-__all__ = ["build_model", "classifier", "compile_model", "make_optimizer", "weight_regularizer"]
 
 
 def compile_model(
