@@ -46,11 +46,13 @@ def make_space(cfg: Config) -> Space:
     from rlnas.evaluators.config import check_metric
 
     check_metric(cfg.child, data.spec.task)  # before any child trains, in any executor
-    for note in data.notes:  # how the user's data was read, once it passed every check
-        log.warning("%s", note)
     if cfg.space == "nasnet":
-        return NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
-    return LayersSpace(cfg.layers, data.spec)
+        space: Space = NasnetSpace(cfg.nasnet, data.spec)  # type: ignore[attr-defined]
+    else:
+        space = LayersSpace(cfg.layers, data.spec)
+    for note in data.notes:  # how the user's data was read, once the space accepted it
+        log.warning("%s", note)
+    return space
 
 
 def make_evaluator(cfg: Config) -> Evaluator:

@@ -20,16 +20,17 @@ target with one value, a non-numeric column with more categories than the cap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rlnas.errors import DataError, did_you_mean
 from rlnas.raw_data import RawData
-from rlnas.targets import encode_labels, regression_targets, task_kind
+from rlnas.targets import check_labels, encode_labels, regression_targets, task_kind
 from rlnas.task_config import TaskConfig
-from rlnas.tasks import TaskData, assemble, check_labels, split_indices
 
 MISSING = "missing"
 """The category a missing cell of a non-numeric column takes."""
@@ -131,8 +132,11 @@ def _as_text(values) -> list[str]:
     return [MISSING if v is None or v != v else str(v) for v in values.tolist()]
 
 
-def load_table(cfg: TaskConfig) -> TaskData:
-    """Read, split and encode the table of ``cfg`` (see the module's docstring)."""
+def load_table(cfg: TaskConfig, split: Callable[..., Any], assemble: Callable[..., Any]):
+    """Read, split and encode the table of ``cfg`` (see the module's docstring) into a
+    :class:`~rlnas.tasks.TaskData`. ``split`` and ``assemble`` are
+    :func:`rlnas.tasks.split_indices` and :func:`rlnas.tasks.assemble`, passed in because
+    :mod:`rlnas.tasks` imports this module."""
     path = Path(cfg.path or "")
     frame = read_table(path)
     where = f"task.path {str(path)!r}"
@@ -167,7 +171,7 @@ def load_table(cfg: TaskConfig) -> TaskData:
             RawData(np.zeros((len(y_raw), 1)), y_raw, None, None, None, ""),
             f"{where}: task.target {target!r}",
         )
-    train, val, test = split_indices(cfg, y, False, where, names)
+    train, val, test = split(cfg, y, False, where, names)
     encoder = TableEncoder.fit(features.iloc[train], cfg.max_categories, where)
     filled = {c: int(n) for c, n in features.isna().sum().items() if n}
     fill_note = (

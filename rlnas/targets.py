@@ -128,3 +128,30 @@ def encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | No
     ):
         names = [names[int(c)] for c in classes]
     return y_int.astype(np.int32), y_test, names
+
+
+def check_labels(y: np.ndarray, where: str) -> None:
+    """Raise :class:`DataError` unless ``y`` holds class labels: integers, booleans, strings
+    or integer-valued finite floats."""
+    kind = y.dtype.kind
+    if kind in "biuUS":
+        return
+    if kind == "f":
+        bad = ~np.isfinite(y)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: labels hold {int(bad.sum())} NaN/inf values (first in row {row}); "
+                "expected a class label for every example."
+            )
+        frac = y != np.round(y)
+        if frac.any():
+            row = int(np.flatnonzero(frac)[0])
+            raise DataError(
+                f"{where}: label {y[row].item()!r} in row {row} is not a whole number; "
+                "expected class labels (integers or strings), or set task.kind: regression."
+            )
+        return
+    raise DataError(
+        f"{where}: labels of dtype {y.dtype} are not class labels; expected integers or strings."
+    )

@@ -42,7 +42,13 @@ import numpy as np
 
 from rlnas.errors import ConfigError, DataError
 from rlnas.input_kind import arrange
-from rlnas.targets import encode_labels, random_take, regression_targets, task_kind
+from rlnas.targets import (
+    check_labels,
+    encode_labels,
+    random_take,
+    regression_targets,
+    task_kind,
+)
 from rlnas.task_config import TaskConfig
 from rlnas.task_readers import READERS, RawData
 
@@ -116,7 +122,7 @@ def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
     if cfg.name == "table":
         from rlnas.table_task import load_table
 
-        return load_table(cfg)
+        return load_table(cfg, split_indices, assemble)
     if cfg.name not in READERS:
         raise ConfigError(f"task.name: {cfg.name!r} is a lookup table and has no data to load.")
     return _split(cfg, READERS[cfg.name](cfg))
@@ -165,33 +171,6 @@ def check_arrays(x: np.ndarray, y: np.ndarray, where: str, task: str = "classifi
             )
     if task == "classification":
         check_labels(y, where)
-
-
-def check_labels(y: np.ndarray, where: str) -> None:
-    """Raise :class:`DataError` unless ``y`` holds class labels: integers, booleans, strings
-    or integer-valued finite floats."""
-    kind = y.dtype.kind
-    if kind in "biuUS":
-        return
-    if kind == "f":
-        bad = ~np.isfinite(y)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: labels hold {int(bad.sum())} NaN/inf values (first in row {row}); "
-                "expected a class label for every example."
-            )
-        frac = y != np.round(y)
-        if frac.any():
-            row = int(np.flatnonzero(frac)[0])
-            raise DataError(
-                f"{where}: label {y[row].item()!r} in row {row} is not a whole number; "
-                "expected class labels (integers or strings), or set task.kind: regression."
-            )
-        return
-    raise DataError(
-        f"{where}: labels of dtype {y.dtype} are not class labels; expected integers or strings."
-    )
 
 
 # -- splitting ------------------------------------------------------------------------------
