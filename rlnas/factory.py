@@ -8,11 +8,13 @@ processes call (through ``functools.partial``) to build their own evaluator.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from rlnas import registry
 from rlnas.config import Config
 from rlnas.errors import FieldError
+from rlnas.evaluators.config import check_metric
 from rlnas.executors import Evaluator, Executor, InlineExecutor
 from rlnas.executors.process import ProcessExecutor
 from rlnas.executors.ray_executor import RayExecutor
@@ -21,6 +23,8 @@ from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
 from rlnas.tasks import TaskSpec, load_given_validation, load_task
+
+log = logging.getLogger("rlnas.data")
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,8 +42,15 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
     if cfg.task.name == "nb201":
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     if spec is None:
-        spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
-    return registry.make_space(cfg, spec)
+        data = load_task_data(cfg)
+        spec, notes = data.spec, getattr(data, "notes", ())  # type: ignore[attr-defined]
+    else:
+        notes = ()
+    check_metric(cfg.child, spec.task)  # before any child trains, in any executor
+    space = registry.make_space(cfg, spec)
+    for note in notes:  # how the user's data was read, once the space accepted it
+        log.warning("%s", note)
+    return space
 
 
 def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:

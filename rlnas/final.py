@@ -193,7 +193,7 @@ def train_final(
     keras.utils.set_random_seed(seed)
     training = blueprint.training
     model = build_model(blueprint, data.spec)
-    compile_model(model, training, label_smoothing)
+    compile_model(model, training, label_smoothing, spec=data.spec)
     targets = data.y_fit
     if label_smoothing:
         targets = keras.utils.to_categorical(data.y_fit, data.spec.num_classes)
@@ -219,22 +219,67 @@ def train_final(
             f"epoch {len(losses)} of {budget.epochs} (optimizer={training.optimizer}, "
             f"learning_rate={training.learning_rate}).",
         )
-    if label_smoothing:
-        compile_model(model, training)  # the plain loss for whoever evaluates the saved model
+    if label_smoothing:  # the plain loss for whoever evaluates the saved model
+        compile_model(model, training, spec=data.spec)
     return model, curves
 
 
 def predict(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Class probabilities of ``model`` on ``x`` (inference mode: no augmentation)."""
-    from rlnas.keras_build import batches  # lazy: the Keras builders load TensorFlow
+    """Class probabilities (or regression predictions) of ``model`` on ``x`` (inference
+    mode: no augmentation)."""
+    from rlnas.keras_build import batches
 
     probs = model.predict(batches(x, batch_size=batch_size), verbose=0)
     return np.asarray(probs, dtype=np.float64)
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
-    """The fraction of ``y`` that the most probable class of ``probs`` gets right."""
+    """The fraction of ``y`` that the most probable class of ``probs`` gets right (NaN for
+    regression targets, which have no accuracy: see :class:`RegressionReport`)."""
+    if y.dtype.kind == "f":
+        return math.nan
     return float(np.mean(np.argmax(probs, axis=1) == y))
+
+
+@dataclass(frozen=True)
+class RegressionReport:
+    """Test-split figures of a regression, in the targets' units: MAE, MSE, RMSE and R²
+    (averaged over the targets). ``accuracy`` and ``macro_f1`` are NaN (no classes)."""
+
+    mae: float
+    mse: float
+    rmse: float
+    r2: float
+    examples: int
+    accuracy: float = math.nan
+    macro_f1: float = math.nan
+
+    def metrics(self, prefix: str = "test/") -> dict[str, float]:
+        """Flat MLflow metrics: ``<prefix>mae``, ``mse``, ``rmse``, ``r2``."""
+        return {f"{prefix}{k}": getattr(self, k) for k in ("mae", "mse", "rmse", "r2")}
+
+    def write(self, folder: str | Path, title: str = "") -> list[Path]:
+        """``test_metrics.json`` in ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "test_metrics.json"
+        summary = {**self.metrics(prefix=""), "examples": self.examples}
+        path.write_text(json.dumps({"title": title, **summary}, indent=1))
+        return [path]
+
+
+def score_regression(pred: np.ndarray, y: np.ndarray) -> RegressionReport:
+    """The :class:`RegressionReport` of predictions ``pred`` for targets ``y`` ((N, T))."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(len(y), -1)
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    err = pred - y
+    mse = float(np.mean(err**2))
+    unexplained = np.sum(err**2, axis=0)
+    total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    r2 = float(np.mean(1 - unexplained / np.where(total > 0, total, 1.0)))
+    return RegressionReport(
+        mae=float(np.mean(np.abs(err))), mse=mse, rmse=math.sqrt(mse), r2=r2, examples=len(y)
+    )
 
 
 # -- test metrics -------------------------------------------------------------------------
@@ -287,9 +332,13 @@ class ScoreReport:
         return paths
 
 
-def score(probs: np.ndarray, y: np.ndarray, class_names: list[str]) -> ScoreReport:
-    """The :class:`ScoreReport` of predicted class probabilities ``probs`` for labels ``y``."""
-    # lazy: scikit-learn is slow to import and only scoring needs it
+def score(
+    probs: np.ndarray, y: np.ndarray, class_names: list[str]
+) -> ScoreReport | RegressionReport:
+    """The :class:`ScoreReport` of predicted class probabilities ``probs`` for labels ``y``;
+    for regression targets (float ``y``), the :class:`RegressionReport` of predictions."""
+    if y.dtype.kind == "f":
+        return score_regression(probs, y)
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.arange(len(class_names))

@@ -8,9 +8,13 @@ without images, a single class, an image that cannot be decoded (corrupt, trunca
 image) and an image smaller than :data:`MIN_IMAGE_SIDE` pixels on a side (a thumbnail or a
 placeholder, blown up to ``image_size`` it holds nothing to learn).
 
-Every image is read as RGB and resized (bilinear) to ``task.image_size``, as Keras's
+Every image is decoded as RGB and resized (bilinear) to ``task.image_size``, as Keras's
 ``image_dataset_from_directory`` does, in the same order (class folders sorted, then the
-files of each sorted by folder and name), so the splits are those Keras's reader gave.
+files of each sorted by folder and name), so the splits are those Keras's reader gave. With
+``image_size: null`` the images keep their own size when they all share it, else they are
+resized to :data:`DEFAULT_SIZE`. When every image is grey (red, green and blue equal in
+every pixel), one channel is kept. Mirroring is not assumed to keep the class
+(``task.mirror`` says so where it does).
 """
 
 from __future__ import annotations
@@ -28,18 +32,48 @@ from rlnas.task_config import TaskConfig
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 MIN_IMAGE_SIDE = 8
 """Smallest height and width of an image as stored (before resizing)."""
+DEFAULT_SIZE = (64, 64)
+"""Height and width of images of different sizes when ``task.image_size`` is null."""
 LAYOUT = "expected one sub-folder of images per class (root/cat/1.png, root/dog/2.png)"
 
 
 def read_image_folder(cfg: TaskConfig) -> RawData:
-    """Check the layout of ``cfg.path``, then decode and resize every image (RGB, [0, 1])."""
+    """Check the layout of ``cfg.path``, then decode and resize every image (RGB or grey,
+    [0, 1])."""
     root = Path(cfg.path or "")
     files, labels, class_names = index_folder(root)
-    x = decode_images(files, tuple(cfg.image_size))
-    source = f"image folder {root} resized to {cfg.image_size[0]}x{cfg.image_size[1]}"
-    return RawData(
-        x, np.asarray(labels, dtype=np.int32), None, None, class_names, source, flip=True
-    )
+    if cfg.image_size is not None:
+        size, how = tuple(cfg.image_size), "resized to"
+    else:
+        sizes = {_stored_size(f) for f in files}
+        if len(sizes) == 1 and None not in sizes:
+            size, how = sizes.pop(), "at their own size"
+        else:
+            size, how = DEFAULT_SIZE, "of different sizes, resized to"
+    x = decode_images(files, size)
+    grey = bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
+    if grey:
+        x = np.ascontiguousarray(x[..., :1])
+    notes: tuple[str, ...] = ()
+    if cfg.image_size is not None and not grey:
+        source = f"image folder {root} resized to {size[0]}x{size[1]}"
+    else:
+        channels = "1 channel (grey)" if grey else "3 channels"
+        source = f"image folder {root}, {how} {size[0]}x{size[1]}, {channels}"
+        notes = (f"task.path: {source}",)
+    labels_ = np.asarray(labels, dtype=np.int32)
+    return RawData(x, labels_, None, None, class_names, source, notes=notes)
+
+
+def _stored_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image from its header (Pillow), or None if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(img.height), int(img.width)
+    except Exception:  # decode_images names a broken file with a better message
+        return None
 
 
 def _is_image(name: str) -> bool:

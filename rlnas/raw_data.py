@@ -20,3 +20,5 @@ class RawData:
     """One line of provenance."""
     flip: bool = False
     """Horizontal flips keep the label (photos, clothes), see ``TaskSpec.flip``."""
+    notes: tuple[str, ...] = ()
+    """How the user's own data was read (sizes, channels): see ``TaskData.notes``."""

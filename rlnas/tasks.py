@@ -1,14 +1,21 @@
 """Tasks: named data sets, checked and split into train / validation / test, all offline.
 
 ``load_task(cfg)`` returns a :class:`TaskData` with float32 features, integer labels
-``0..K-1`` and a :class:`TaskSpec` (input shape and kind) that search spaces use::
+``0..K-1`` (classification) or float32 targets of shape ``(N, T)`` (regression), and a
+:class:`TaskSpec` (input shape and kind, task) that search spaces use::
 
     data = load_task(TaskConfig(name="digits"))
     data.spec  # TaskSpec(input_shape=(8, 8, 1), input_kind='image', num_classes=10, ...)
 
+Classification or regression (``task.kind``): the built-in data sets are classes; the targets
+of an ``npz`` or a ``table`` are read as :func:`task_kind` says (``auto``: text, booleans and
+at most ``task.max_classes`` distinct integers are classes, other numbers are regressed), and
+the reading is logged. The input kind: :mod:`rlnas.input_kind`.
+
 Splits: the data set's own test split where it has one (mnist1d, fashion_mnist, mnist,
 cifar10, an ``npz`` with ``x_test``/``y_test``), otherwise a stratified ``test_fraction`` of
-all examples. Validation is always carved out of the training part, stratified: a
+all examples (a seeded random one for regression). Validation is always carved out of the
+training part, stratified for classes: a
 ``validation_fraction`` of all examples when the test split was carved here (70/15/15 by
 default), of the training part when the data set brought its own test split. A
 ``train_subset`` keeps a stratified subset of what remains for training. Every split is seeded
@@ -19,6 +26,7 @@ finite features that fit float32, at least one feature per example, one class la
 example (integers, integer-valued floats, booleans or strings; never NaN/inf or a fraction),
 at least 2 classes, every split non-empty, and every class with at least
 :data:`MIN_TRAIN_PER_CLASS` examples in the training split (before ``train_subset``).
+Regression targets are finite numbers with at least 2 distinct values per target.
 Messages start with the file (``task.path '...'``) for the user's own data.
 
 The readers of the data sets (all offline, never downloading) are in
@@ -33,6 +41,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlnas.errors import ConfigError, DataError
+from rlnas.input_kind import arrange
+from rlnas.targets import (
+    check_labels,
+    encode_labels,
+    random_take,
+    regression_targets,
+    task_kind,
+)
 from rlnas.task_config import TaskConfig
 from rlnas.task_readers import READERS, RawData
 
@@ -52,12 +68,27 @@ class TaskSpec:
     input_kind: str
     """``image``, ``sequence`` or ``flat``."""
     num_classes: int
+    """Classes of a classification; 0 for a regression."""
     flip: bool = False
     """Horizontal flips keep the label (photos, clothes; not digits): image augmentation."""
     feature_std: float = 1.0
     """Standard deviation of the training features: noise augmentation is relative to it."""
     value_range: tuple[float, float] = (0.0, 1.0)
     """Smallest and largest training feature: contrast augmentation clips to it."""
+    task: str = "classification"
+    """``classification`` (a softmax over ``num_classes``) or ``regression`` (a linear
+    output per target)."""
+    target_mean: tuple[float, ...] = ()
+    """Regression: mean of each target over the training split (empty for classes)."""
+    target_std: tuple[float, ...] = ()
+    """Regression: standard deviation of each target over the training split; the output
+    layer is initialised and the loss weighted with it, so that targets of any scale
+    train alike."""
+
+    @property
+    def outputs(self) -> int:
+        """Units of the output layer: one per class, or one per regression target."""
+        return self.num_classes if self.task == "classification" else len(self.target_mean)
 
 
 @dataclass(eq=False)
@@ -76,6 +107,10 @@ class TaskData:
     spec: TaskSpec
     source: str
     """One line of provenance: where the examples came from."""
+    notes: tuple[str, ...] = ()
+    """How rlnas read the user's own data where it inferred something (the input kind,
+    classes or regression, the image size, the cells filled): the search command prints
+    them once every check has passed (:func:`rlnas.factory.make_space`)."""
 
 
 def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
@@ -84,17 +119,24 @@ def load_task(cfg: TaskConfig, seed: int | None = None) -> TaskData:
     ``seed`` (the search's seed) is accepted for symmetry and deliberately unused: splits
     depend on ``cfg.split_seed`` only, so searches with different seeds stay comparable.
     """
+    if cfg.name == "table":
+        from rlnas.table_task import load_table
+
+        return load_table(cfg, split_indices, assemble)
     if cfg.name not in READERS:
         raise ConfigError(f"task.name: {cfg.name!r} is a lookup table and has no data to load.")
     return _split(cfg, READERS[cfg.name](cfg))
 
 
 # -- checks ---------------------------------------------------------------------------------
-def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
+def check_arrays(x: np.ndarray, y: np.ndarray, where: str, task: str = "classification") -> None:
     """Raise :class:`DataError` unless ``x``/``y`` pair up, ``x`` holds finite numbers that
-    fit float32 with at least one per example, and ``y`` holds one class label per row."""
+    fit float32 with at least one per example, and ``y`` holds one class label per row (or,
+    for a regression, finite targets)."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
+    if task == "regression" and y.ndim == 2:
+        y = y[:, 0]  # targets are checked by _regression_targets
     if y.ndim != 1:
         hint = "; one-hot labels: save y.argmax(axis=1)" if y.ndim == 2 else ""
         raise DataError(
@@ -127,85 +169,8 @@ def check_arrays(x: np.ndarray, y: np.ndarray, where: str) -> None:
                 f"{row}); expected finite numbers"
                 + (f" within float32's range (|x| <= {F32_MAX:.3g})." if big else ".")
             )
-    check_labels(y, where)
-
-
-def check_labels(y: np.ndarray, where: str) -> None:
-    """Raise :class:`DataError` unless ``y`` holds class labels: integers, booleans, strings
-    or integer-valued finite floats."""
-    kind = y.dtype.kind
-    if kind in "biuUS":
-        return
-    if kind == "f":
-        bad = ~np.isfinite(y)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: labels hold {int(bad.sum())} NaN/inf values (first in row {row}); "
-                "expected a class label for every example."
-            )
-        frac = y != np.round(y)
-        if frac.any():
-            row = int(np.flatnonzero(frac)[0])
-            raise DataError(
-                f"{where}: label {y[row].item()!r} in row {row} is not a whole number; "
-                "expected class labels (integers or strings; rlnas classifies, it does not "
-                "regress)."
-            )
-        return
-    raise DataError(
-        f"{where}: labels of dtype {y.dtype} are not class labels; expected integers or strings."
-    )
-
-
-def _decode(values: np.ndarray, what: str) -> np.ndarray:
-    """Bytes (``S`` dtype) as UTF-8 text; everything else as it is."""
-    if values.dtype.kind != "S":
-        return values
-    try:
-        return np.char.decode(values, "utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{what} are bytes that are not UTF-8 ({exc.reason} at byte {exc.start}); "
-            "expected UTF-8 text or integers."
-        ) from None
-
-
-def _encode_labels(raw: RawData, where: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    y = _decode(raw.y.reshape(-1) if raw.y.ndim == 2 else raw.y, f"{where}: labels")
-    classes, y_int = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(
-            f"{where}: every label is {classes[0].item()!r} ({len(y)} examples); "
-            "expected at least 2 classes."
-        )
-    y_test = None
-    if raw.y_test is not None:
-        yt = raw.y_test.reshape(-1) if raw.y_test.ndim == 2 else raw.y_test
-        yt = _decode(yt, f"{where}: y_test")
-        if yt.dtype.kind != classes.dtype.kind and {yt.dtype.kind, classes.dtype.kind} & {"U"}:
-            raise DataError(
-                f"{where}: y_test holds {yt.dtype} labels but y holds {classes.dtype}; expected "
-                "the same kind of labels."
-            )
-        pos = np.searchsorted(classes, yt).clip(0, len(classes) - 1)
-        unknown = classes[pos] != yt
-        if unknown.any():
-            raise DataError(
-                f"{where}: y_test: label {yt[unknown][0].item()!r} never occurs in the "
-                f"training labels {classes[:10].tolist()}; expected the same classes."
-            )
-        y_test = pos.astype(np.int32)
-    names = raw.class_names
-    if names is None or len(names) != len(classes):
-        names = [str(c) for c in classes]
-    elif (
-        np.issubdtype(classes.dtype, np.integer)
-        and classes.min() >= 0
-        and classes.max() < len(names)
-    ):
-        names = [names[int(c)] for c in classes]
-    return y_int.astype(np.int32), y_test, names
+    if task == "classification":
+        check_labels(y, where)
 
 
 # -- splitting ------------------------------------------------------------------------------
@@ -213,7 +178,10 @@ def stratified_take(y: np.ndarray, n_take: int, rng: np.random.Generator):
     """Indices of ``n_take`` examples drawn per class in proportion, and of the rest.
 
     Classes get their share by largest remainder, so the total is exactly ``n_take``.
+    Float targets (a regression) have no classes: they are drawn at random.
     """
+    if y.dtype.kind == "f":
+        return random_take(len(y), n_take, rng)
     classes, counts = np.unique(y, return_counts=True)
     quota = n_take * counts / counts.sum()
     take = np.floor(quota).astype(int)
@@ -240,46 +208,38 @@ def _check_per_class(y, train, names, where: str, cfg: TaskConfig) -> None:
         )
 
 
-def _check_raw(cfg: TaskConfig, raw: RawData, file: str) -> str:
-    """Check the arrays as read (and the test split's shape); returns where the training
-    data comes from, for later messages."""
-    where = f"{file}{cfg.name} (training data)"
-    check_arrays(raw.x, raw.y, where)
-    if raw.x_test is not None:
-        check_arrays(raw.x_test, raw.y_test, f"{file}{cfg.name} (test data)")
-        if raw.x_test.shape[1:] != raw.x.shape[1:]:
-            raise DataError(
-                f"{file}x_test: examples of shape {raw.x_test.shape[1:]} differ from x's "
-                f"{raw.x.shape[1:]}; expected the same shape."
-            )
-    return where
-
-
-def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
-    file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
-    where = _check_raw(cfg, raw, file)
-    y, y_test, names = _encode_labels(raw, where)
-    x = raw.x
+def split_indices(
+    cfg: TaskConfig, y: np.ndarray, own_test: bool, where: str, names, label: str = ""
+):
+    """``(train, val, test)`` row indices of ``y`` (``test`` empty when the data set brings
+    its own test split): stratified for class labels, random for float targets, seeded with
+    ``cfg.split_seed``; ``train_subset`` applied. Errors start with ``where`` (too few
+    examples: with ``label`` where given)."""
     rng = np.random.default_rng(cfg.split_seed)
+    regression = y.dtype.kind == "f"
     n = len(y)
-    if raw.x_test is None:
+    test, rest = np.arange(0), np.arange(n)
+    if not own_test:
         test, rest = stratified_take(y, round(cfg.test_fraction * n), rng)
-        x_test, y_test = x[test], y[test]
-        n_val = round(cfg.validation_fraction * n)
-    else:
-        rest, x_test = np.arange(n), raw.x_test
-        n_val = round(cfg.validation_fraction * n)
+    n_val = round(cfg.validation_fraction * n)
     val = train = np.arange(0)
     if 1 <= n_val < len(rest):
         val_pos, train_pos = stratified_take(y[rest], n_val, rng)
         val, train = rest[val_pos], rest[train_pos]
-    if len(val) < 1 or len(y_test) < 1 or len(np.unique(y[train])) < 2:
+    enough = len(train) >= 2 if regression else len(np.unique(y[train])) >= 2
+    if len(val) < 1 or (not own_test and len(test) < 1) or not enough:
         raise DataError(
-            f"{file}{cfg.name}: {n} examples are too few to split with validation_fraction="
+            f"{label or where}: {n} examples are too few to split with validation_fraction="
             f"{cfg.validation_fraction} and test_fraction={cfg.test_fraction}; expected "
-            "examples in every split and 2 classes or more in the training split."
+            "examples in every split and "
+            + (
+                "2 or more training examples."
+                if regression
+                else "2 classes or more in the training split."
+            )
         )
-    _check_per_class(y, train, names, where, cfg)
+    if not regression:
+        _check_per_class(y, train, names, where, cfg)
     if cfg.train_subset is not None:
         if cfg.train_subset < len(train):
             keep, _ = stratified_take(y[train], cfg.train_subset, rng)
@@ -288,27 +248,90 @@ def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
             log.info(
                 "train_subset %d >= %d training examples: all kept", cfg.train_subset, len(train)
             )
-    x_train = np.ascontiguousarray(x[train], dtype=np.float32)
+    return train, val, test
+
+
+def _split(cfg: TaskConfig, raw: RawData) -> TaskData:
+    file = f"task.path {cfg.path!r}: " if cfg.name in ("npz", "image_folder") else ""
+    where = f"{file}{cfg.name} (training data)"
+    kind, kind_note = "classification", ""  # the built-in data sets and image folders
+    if cfg.name == "npz":
+        kind, kind_note = task_kind(raw.y, cfg, where)
+    x, x_test, input_kind, input_note = arrange(raw.x, raw.x_test, cfg.input_kind, where)
+    check_arrays(x, raw.y, where, kind)
+    if x_test is not None:
+        check_arrays(x_test, raw.y_test, f"{file}{cfg.name} (test data)", kind)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{file}x_test: examples of shape {x_test.shape[1:]} differ from x's "
+                f"{x.shape[1:]}; expected the same shape."
+            )
+    if kind == "regression":
+        y = regression_targets(raw.y, where)
+        y_test = None if raw.y_test is None else regression_targets(raw.y_test, where)
+        names: list[str] | None = None
+    else:
+        y, y_test, names = encode_labels(raw, where)
+    label = f"{file}{cfg.name}"
+    train, val, test = split_indices(cfg, y, x_test is not None, where, names, label)
+    if x_test is None:
+        x_test, y_test = x[test], y[test]
+    notes = list(raw.notes)
+    if cfg.name == "npz":  # the user's own arrays: say how they were read
+        auto = [n for n in (input_note, kind_note) if n.split(":")[0].endswith("auto")]
+        notes += [f"{file.rstrip(': ')}: {n}" for n in auto]
+    return assemble(
+        cfg, (x[train], y[train]), (x[val], y[val]), (x_test, y_test), names, raw.flip,
+        input_kind, raw.source, tuple(notes),
+    )  # fmt: skip
+
+
+def assemble(
+    cfg: TaskConfig,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    names: list[str] | None,
+    flip: bool,
+    input_kind: str,
+    source: str,
+    notes: tuple[str, ...] = (),
+) -> TaskData:
+    """The :class:`TaskData` of split arrays (``names`` None: a regression)."""
+    x_train = np.ascontiguousarray(train[0], dtype=np.float32)
+    mirror = flip if cfg.mirror is None else cfg.mirror
+    if mirror and input_kind != "image":
+        raise DataError(
+            f"task.mirror: true needs image inputs, but task {cfg.name!r} has {input_kind} "
+            "inputs; expected false or null."
+        )
+    regression = names is None
+    dtype = np.float32 if regression else np.int32
+    y_train = np.asarray(train[1], dtype=dtype)
     spec = TaskSpec(
-        input_shape=tuple(int(s) for s in x.shape[1:]),
-        input_kind={2: "flat", 3: "sequence", 4: "image"}[x.ndim],
-        num_classes=len(names),
-        flip=raw.flip,
+        input_shape=tuple(int(s) for s in x_train.shape[1:]),
+        input_kind=input_kind,
+        num_classes=0 if regression else len(names),
+        flip=bool(mirror),
         feature_std=float(x_train.std()) or 1.0,
         value_range=(float(x_train.min()), float(x_train.max())),
+        task="regression" if regression else "classification",
+        target_mean=tuple(float(m) for m in y_train.mean(axis=0)) if regression else (),
+        target_std=tuple(float(s) or 1.0 for s in y_train.std(axis=0)) if regression else (),
     )
     return TaskData(
         name=cfg.name,
         x_train=x_train,
-        y_train=y[train],
-        x_val=np.ascontiguousarray(x[val], dtype=np.float32),
-        y_val=y[val],
-        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
-        y_test=np.asarray(y_test, dtype=np.int32),
-        num_classes=len(names),
+        y_train=y_train,
+        x_val=np.ascontiguousarray(val[0], dtype=np.float32),
+        y_val=np.asarray(val[1], dtype=dtype),
+        x_test=np.ascontiguousarray(test[0], dtype=np.float32),
+        y_test=np.asarray(test[1], dtype=dtype),
+        num_classes=spec.num_classes,
         class_names=names,
         spec=spec,
-        source=raw.source,
+        source=source,
+        notes=notes,
     )
 
 
@@ -317,7 +340,8 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
     as :func:`rlnas.search` writes for ``validation_data``), else ``None``.
 
     Training uses every row of ``x`` (``train_subset`` applies), validation the given rows,
-    and the test split is ``x_test``/``y_test`` if present, else the validation rows.
+    and the test split is ``x_test``/``y_test`` if present, else the validation rows. The
+    same checks and readings as :func:`load_task` apply (input kind, classes or regression).
     """
     if cfg.name != "npz" or not cfg.path or not str(cfg.path).endswith(".npz"):
         return None
@@ -326,48 +350,45 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
             if "x_val" not in f.files or "y_val" not in f.files:
                 return None
             x_val, y_val = f["x_val"], f["y_val"]
-    except OSError:
+    except (OSError, ValueError):
         return None  # the npz reader says what is wrong with the file
     raw = READERS["npz"](cfg)
     where = f"task.path {cfg.path!r}: npz"
     x_val = x_val / np.float32(255) if x_val.dtype == np.uint8 else x_val
-    check_arrays(raw.x, raw.y, f"{where} (training data)")
-    check_arrays(x_val, y_val, f"{where} (validation data)")
-    if x_val.shape[1:] != raw.x.shape[1:]:
+    kind, _ = task_kind(raw.y, cfg, f"{where} (training data)")
+    x, x_v, input_kind, _ = arrange(raw.x, x_val, cfg.input_kind, where)
+    check_arrays(x, raw.y, f"{where} (training data)", kind)
+    check_arrays(x_v, y_val, f"{where} (validation data)", kind)
+    if x_v.shape[1:] != x.shape[1:]:
         raise DataError(
-            f"{where}: validation examples of shape {x_val.shape[1:]} differ from x's "
-            f"{raw.x.shape[1:]}; expected the same shape."
+            f"{where}: validation examples of shape {x_v.shape[1:]} differ from x's "
+            f"{x.shape[1:]}; expected the same shape."
         )
-    y, y_v, names = _encode_labels(
-        RawData(raw.x, raw.y, x_val, y_val, raw.class_names, raw.source), where
-    )
-    x_test, y_test = x_val, y_v
+    names: list[str] | None = None
+    if kind == "regression":
+        y, y_v = regression_targets(raw.y, where), regression_targets(y_val, where)
+    else:
+        y, y_v, names = encode_labels(
+            RawData(raw.x, raw.y, x_val, y_val, raw.class_names, raw.source), where
+        )
+    test = (x_v, y_v)
     if raw.x_test is not None:
-        check_arrays(raw.x_test, raw.y_test, f"{where} (test data)")
-        _, y_test, _ = _encode_labels(raw, where)
-        x_test = raw.x_test
+        x_t, _, _, _ = arrange(raw.x_test, None, cfg.input_kind, where)
+        check_arrays(x_t, raw.y_test, f"{where} (test data)", kind)
+        if kind == "regression":
+            test = (x_t, regression_targets(raw.y_test, where))
+        else:
+            _, y_t, _ = encode_labels(raw, where)
+            test = (x_t, y_t)
     train = np.arange(len(y))
     if cfg.train_subset is not None and cfg.train_subset < len(train):
-        train, _ = stratified_take(y, cfg.train_subset, np.random.default_rng(cfg.split_seed))
-    x_train = np.ascontiguousarray(raw.x[train], dtype=np.float32)
-    spec = TaskSpec(
-        input_shape=tuple(int(s) for s in raw.x.shape[1:]),
-        input_kind={2: "flat", 3: "sequence", 4: "image"}[raw.x.ndim],
-        num_classes=len(names),
-        flip=raw.flip,
-        feature_std=float(x_train.std()) or 1.0,
-        value_range=(float(x_train.min()), float(x_train.max())),
-    )
-    return TaskData(
-        name=cfg.name,
-        x_train=x_train,
-        y_train=y[train],
-        x_val=np.ascontiguousarray(x_val, dtype=np.float32),
-        y_val=np.asarray(y_v, dtype=np.int32),
-        x_test=np.ascontiguousarray(x_test, dtype=np.float32),
-        y_test=np.asarray(y_test, dtype=np.int32),
-        num_classes=len(names),
-        class_names=names,
-        spec=spec,
-        source=raw.source + " (with its own validation split)",
-    )
+        rng = np.random.default_rng(cfg.split_seed)
+        train = (
+            random_take(len(y), cfg.train_subset, rng)[0]
+            if kind == "regression"
+            else stratified_take(y, cfg.train_subset, rng)[0]
+        )
+    return assemble(
+        cfg, (x[train], y[train]), (x_v, y_v), test, names, raw.flip, input_kind,
+        raw.source + " (with its own validation split)",
+    )  # fmt: skip

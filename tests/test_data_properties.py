@@ -48,6 +48,12 @@ def assert_contract(cfg: TaskConfig) -> TaskData | None:
         assert cfg.path in message, message
         return None
     event("accepted")
+    if data.spec.task == "regression":  # fractional labels are regression targets (task.kind)
+        event("regression")
+        for x, y in ((data.x_train, data.y_train), (data.x_val, data.y_val)):
+            assert x.dtype == np.float32 and np.isfinite(x).all() and len(x) == len(y) > 0
+            assert y.dtype == np.float32 and y.ndim == 2 and np.isfinite(y).all()
+        return data
     k = data.num_classes
     assert k >= 2 and len(data.class_names) == k
     for x, y in (

@@ -379,7 +379,8 @@ def test_final_with_test_time_flip_and_shift_ships_the_averaging_model(tmp_path)
             pixels = rng.integers(0, 256, (10, 12, 3)) // (2 if c == "spots" else 1)
             Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "images" / c / f"{i}.png")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    task = f"{{{{name: image_folder, path: '{tmp_path / 'images'}', image_size: [10, 12]}}}}"
+    folder = tmp_path / "images"
+    task = f"{{{{name: image_folder, path: '{folder}', image_size: [10, 12], mirror: true}}}}"
     config = CONFIG.replace("{{name: digits}}", task).replace("children: 3", "children: 2")
     (tmp_path / "img.yaml").write_text(textwrap.dedent(config.format(uri=uri)))
     search = ["search", "-c", str(tmp_path / "img.yaml"), "--summary", str(tmp_path / "s.json")]

@@ -159,13 +159,75 @@ def test_missing_keras_files_say_where_they_are_expected(name, tmp_path, monkeyp
 
 # -- the user's own data --------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("shape", "kind"), [((6,), "flat"), ((12, 3), "sequence"), ((28, 28), "sequence"),
-                        ((6, 6, 2), "image")]
+    ("shape", "kind"), [((6,), "flat"), ((12, 3), "sequence"), ((6, 6, 2), "image")]
 )  # fmt: skip
 def test_npz_rank_decides_the_input_kind(tmp_path, shape, kind):
     x = np.random.default_rng(0).normal(size=(60, *shape))
     data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=np.arange(60) % 3)))
     assert data.spec.input_kind == kind and data.spec.input_shape == shape
+    assert f"input_kind auto: {'x'.join(map(str, shape))} read as {kind}" in data.notes[0]
+
+
+def test_npz_of_28x28_examples_is_ambiguous_until_the_task_says(tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 28, 28))
+    path = npz(tmp_path, x=x, y=np.arange(60) % 3)
+    with pytest.raises(DataError, match=r"\(60, 28, 28\) are ambiguous.*task.input_kind") as info:
+        load_task(TaskConfig(name="npz", path=path))
+    assert path in str(info.value) and "\n" not in str(info.value)
+    image = load_task(TaskConfig(name="npz", path=path, input_kind="image"))
+    assert image.spec.input_kind == "image" and image.spec.input_shape == (28, 28, 1)
+    seq = load_task(TaskConfig(name="npz", path=path, input_kind="sequence"))
+    assert seq.spec.input_kind == "sequence" and seq.spec.input_shape == (28, 28)
+    flat = load_task(TaskConfig(name="npz", path=path, input_kind="flat"))
+    assert flat.spec.input_shape == (784,)
+    assert np.array_equal(flat.x_train, image.x_train.reshape(len(image.x_train), -1))
+
+
+def test_input_kind_that_does_not_fit_the_rank_is_refused(tmp_path):
+    path = npz(tmp_path, x=np.zeros((60, 6), np.float32), y=np.arange(60) % 3)
+    with pytest.raises(DataError, match=r"cannot be read as image inputs.*expected 3-D or 4-D"):
+        load_task(TaskConfig(name="npz", path=path, input_kind="image"))
+
+
+def test_mirror_is_the_tasks_to_say(tmp_path):
+    assert load_task(TaskConfig(name="digits", mirror=True)).spec.flip
+    path = npz(tmp_path, x=np.zeros((60, 4, 4, 1), np.float32), y=np.arange(60) % 3)
+    assert not load_task(TaskConfig(name="npz", path=path)).spec.flip
+    flat = npz(tmp_path, "flat.npz", x=np.zeros((60, 6), np.float32), y=np.arange(60) % 3)
+    with pytest.raises(DataError, match=r"task.mirror: true needs image inputs"):
+        load_task(TaskConfig(name="npz", path=flat, mirror=True))
+
+
+def test_npz_fractional_targets_are_regressed_with_random_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.25
+    data = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y)))
+    assert data.spec.task == "regression" and data.spec.outputs == 1
+    assert data.num_classes == 0 and data.class_names is None
+    assert data.y_train.shape == (70, 1) and data.y_train.dtype == np.float32
+    assert (len(data.y_val), len(data.y_test)) == (15, 15)
+    assert data.spec.target_mean == pytest.approx((float(data.y_train.mean()),))
+    assert "kind auto: regression (fractional numbers" in data.notes[1]
+    # the rows kept their targets through the split
+    assert np.allclose(data.x_val @ np.array([1.0, -2.0, 0.5]) + 0.25, data.y_val[:, 0], atol=1e-5)
+    again = load_task(TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y)))
+    assert np.array_equal(again.y_test, data.y_test)
+    as_classes = TaskConfig(name="npz", path=npz(tmp_path, x=x, y=y), kind="classification")
+    with pytest.raises(DataError, match=r"is not a whole number.*task.kind: regression"):
+        load_task(as_classes)
+    constant = npz(tmp_path, "c.npz", x=x, y=np.full(100, 2.5))
+    with pytest.raises(DataError, match=r"every target is 2.5 \(100 examples\); expected at least"):
+        load_task(TaskConfig(name="npz", path=constant, kind="regression"))
+
+
+def test_many_integer_values_are_regressed_unless_the_task_says_classes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(900, 3)).astype(np.float32)
+    y = np.arange(900) % 150  # 150 distinct integers > max_classes 100
+    path = npz(tmp_path, x=x, y=y)
+    assert load_task(TaskConfig(name="npz", path=path)).spec.task == "regression"
+    few = load_task(TaskConfig(name="npz", path=path, max_classes=200))
+    assert few.spec.task == "classification" and few.num_classes == 150
 
 
 def test_npz_string_labels_become_classes_and_uint8_is_scaled(tmp_path):
@@ -185,6 +247,7 @@ def test_image_folder_loads_resized_images(tmp_path):
             Image.new("RGB", (20 + i, 16), colour).save(tmp_path / c / f"{i}.png")
     data = load_task(TaskConfig(name="image_folder", path=str(tmp_path), image_size=(12, 10)))
     assert data.x_train.shape[1:] == (12, 10, 3) and data.class_names == ["blue", "red"]
+    assert not data.spec.flip  # an image folder is not assumed mirror-safe
     assert len(data.y_train) + len(data.y_val) + len(data.y_test) == 20
     red = data.x_train[data.y_train == 1]
     assert np.allclose(red[..., 0], 1.0) and np.allclose(red[..., 2], 0.0)
@@ -257,7 +320,8 @@ GOOD_X, GOOD_Y = np.zeros((40, 3)), np.arange(40) % 2
         ({"x": GOOD_X, "y": np.where(np.arange(40) == 5, np.nan, GOOD_Y)},
          r"labels hold 1 NaN/inf values \(first in row 5\); expected a class label"),
         ({"x": GOOD_X, "y": np.where(np.arange(40) == 7, np.inf, GOOD_Y)}, r"labels hold 1 NaN"),
-        ({"x": GOOD_X, "y": GOOD_Y + 0.5}, r"label 0\.5 in row 0 is not a whole number"),
+        # fractions are regression targets (task.kind auto); a constant one is refused
+        ({"x": GOOD_X, "y": GOOD_Y * 0 + 0.5}, r"every target is 0\.5 \(\d+ examples\)"),
         ({"x": GOOD_X, "y": np.eye(2)[GOOD_Y]},
          r"labels must be 1-D .* got \(40, 2\); one-hot labels: save y\.argmax\(axis=1\)"),
         ({"x": GOOD_X, "y": GOOD_Y.astype(complex)}, r"labels of dtype complex128 are not class"),
@@ -461,3 +525,23 @@ def test_damaged_keras_cache_files_are_named(tmp_path, monkeypatch):
         load_task(TaskConfig(name="mnist"))
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz' is not a gzipped IDX"):
         load_task(TaskConfig(name="fashion_mnist"))
+
+
+def test_grey_image_folder_of_one_size_keeps_one_channel_and_its_size(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(8):
+            pixels = rng.integers(0, 256, (14, 10), dtype=np.uint8)
+            mode = "L" if i % 2 else "RGB"  # grey stored as RGB is grey too
+            img = Image.fromarray(pixels)
+            (img if mode == "L" else img.convert("RGB")).save(tmp_path / c / f"{i}.png")
+    data = load_task(TaskConfig(name="image_folder", path=str(tmp_path)))
+    assert data.spec.input_shape == (14, 10, 1)
+    assert "at their own size 14x10, 1 channel (grey)" in data.source
+    Image.new("RGB", (20, 20), (255, 0, 0)).save(tmp_path / "a" / "colour.png")
+    mixed = load_task(TaskConfig(name="image_folder", path=str(tmp_path)))
+    assert mixed.spec.input_shape == (64, 64, 3)
+    assert "of different sizes, resized to 64x64, 3 channels" in mixed.source

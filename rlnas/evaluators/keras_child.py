@@ -10,14 +10,16 @@ first, see :mod:`rlnas.keras_build.batchnorm`), and returns an :class:`~rlnas.tr
     outcome = evaluator.evaluate(architecture, seed=7, number=0)
     outcome.reward, outcome.metrics["params"], outcome.history["val_accuracy"]
 
-The reward is the final epoch's ``val_accuracy`` (or ``-val_loss`` with
-``child.metric: val_loss``); with ``child.target_mmacs`` a child whose forward pass costs more
-multiply-adds than the target has its accuracy scaled down by MnasNet's soft-constraint factor
-``(mmacs / target) ** cost_exponent`` (:func:`cost_factor`), so the search ranks architectures
-by what they are worth for their final-training and inference cost. The test split is never
-touched. A NaN or infinite loss stops training at once and fails the child (``nan_loss``); a
-model that cannot be built fails it (``unbuildable``). Keras state is cleared after every
-child, so memory does not grow.
+The reward is the final epoch's ``child.metric`` (by default ``val_accuracy`` for classes,
+``val_loss`` for a regression; any metric of :data:`rlnas.evaluators.config.METRICS` or
+another Keras knows), a metric to minimise rewarded as its negative (``-val_loss``,
+``-val_mae``). With ``child.target_mmacs`` a child whose forward pass costs more
+multiply-adds than the target has its accuracy scaled down by MnasNet's soft-constraint
+factor ``(mmacs / target) ** cost_exponent`` (:func:`cost_factor`), so the search ranks
+architectures by what they are worth for their final-training and inference cost. The test
+split is never touched. A NaN or infinite loss stops training at once and fails the child
+(``nan_loss``); a model that cannot be built fails it (``unbuildable``). Keras state is
+cleared after every child, so memory does not grow.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import numpy as np
 
 from rlnas.config import ChildConfig
 from rlnas.errors import ChildFailure, SpaceError
+from rlnas.evaluators.config import check_metric, reward_metric
 from rlnas.keras_build import batches, build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
+from rlnas.keras_build.head import metric_names, targets_for
 from rlnas.keras_build.summary import summary_text
 from rlnas.keras_build.tf_state import forget_child_gradients
 from rlnas.space import Architecture, Space
@@ -51,6 +55,8 @@ BUILDER_VERSION = 4
 """Part of the fingerprint: raise it when the builder or the training changes what a given
 architecture's reward means, so that cached rewards of the old code are not reused."""
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+"""The curves of a classifier rewarded by accuracy or loss (other tasks and metrics add
+theirs: :attr:`KerasEvaluator.curves`)."""
 CALIBRATION_EXAMPLES = 256
 """Training examples whose batch-norm statistics a child uses when it is validated: one
 batch, so re-estimating costs one eager forward pass per validation."""
@@ -90,6 +96,7 @@ class _Validate(keras.callbacks.Callback):
         self.calibration = evaluator.calibration
         self.guard = guard
         self.batch_size = batch_size
+        self.y_val = evaluator.targets(evaluator.data.y_val)
         self.every_epoch = evaluator.child.validate == "every_epoch"
         self.epochs = evaluator.child.epochs
 
@@ -99,19 +106,23 @@ class _Validate(keras.callbacks.Callback):
         if not self.every_epoch and epoch + 1 < self.epochs:
             return
         recalibrate_batch_norm(self.model, self.calibration)
-        feed = batches(self.data.x_val, self.data.y_val, batch_size=self.batch_size)
+        feed = batches(self.data.x_val, self.y_val, batch_size=self.batch_size)
         result = self.model.evaluate(feed, verbose=0, return_dict=True)
-        logs["val_loss"] = result["loss"]
-        logs["val_accuracy"] = result["accuracy"]
+        for key, value in result.items():
+            logs[f"val_{key}"] = value
 
 
 class KerasEvaluator:
     """Evaluates architectures of ``space`` by training Keras children on ``data``."""
 
     def __init__(self, space: Space, data: TaskData, child: ChildConfig) -> None:
+        check_metric(child, data.spec.task)
         self.space = space
         self.data = data
-        self.child = child
+        self.child = child = reward_metric(child, data.spec.task)
+        names = metric_names(data.spec, child.metric_name)
+        self.curves = ("loss", *names, "val_loss", *(f"val_{m}" for m in names))
+        """The per-epoch figures a child reports (its history and final metrics)."""
         if child.mixed_precision:  # this process's children compute in float16 from now on
             keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
@@ -135,7 +146,7 @@ class KerasEvaluator:
                 "space_config": _config_of(self.space),
                 "task": d.name,
                 "source": d.source,
-                "spec": asdict(d.spec),
+                "spec": _spec_settings(d.spec),
                 "sizes": [len(d.y_train), len(d.y_val)],
                 "data": digest.hexdigest(),
                 "child": _child_settings(self.child),
@@ -162,7 +173,9 @@ class KerasEvaluator:
         try:
             try:
                 model = build_model(blueprint, self.data.spec)
-                compile_model(model, blueprint.training)
+                compile_model(
+                    model, blueprint.training, spec=self.data.spec, metric=self.child.metric_name
+                )
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ChildFailure(
@@ -184,9 +197,9 @@ class KerasEvaluator:
                     f"(optimizer={t.optimizer}, learning_rate={t.learning_rate}); "
                     "training stopped.",
                 )
-            curves = {k: [float(v) for v in history.history.get(k, [])] for k in CURVES}
+            curves = {k: [float(v) for v in history.history.get(k, [])] for k in self.curves}
             final = {k: v[-1] for k, v in curves.items() if v}
-            if not all(math.isfinite(final.get(k, math.nan)) for k in CURVES):
+            if not all(math.isfinite(final.get(k, math.nan)) for k in self.curves):
                 raise ChildFailure(
                     "nan_loss", f"child {number}: final metrics are not finite: {final}."
                 )
@@ -196,11 +209,11 @@ class KerasEvaluator:
             weights = weights_bytes(model) if self.child.keep_weights else None
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
-        by_loss = self.child.metric == "val_loss"
-        if by_loss:
-            reward = -final["val_loss"]
+        value = final[self.child.metric]
+        if self.child.metric == "val_accuracy":
+            reward = value * cost_factor(mmacs, self.child)
         else:
-            reward = final["val_accuracy"] * cost_factor(mmacs, self.child)
+            reward = value if self.child.maximise else -value
         metrics = {**final, "params": float(params), "mmacs": mmacs, "train_seconds": seconds}
         log.debug("child %d: reward %.4f in %.1fs", number, reward, seconds)
         return Outcome(
@@ -220,19 +233,24 @@ class KerasEvaluator:
         self._best = reward
         return {WEIGHTS_FILE: weights}
 
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """``y`` as the compiled loss wants it (one-hot for one-hot metrics)."""
+        return targets_for(y, self.data.spec, self.child.metric_name)
+
     def _fit(self, model: keras.Model, batch_size: int, seed: int, guard: _FiniteLoss):
         d, child = self.data, self.child
+        y_train = self.targets(d.y_train)
         validate = _Validate(self, guard, batch_size=max(batch_size, 256))
         # shuffle=False: the feed shuffles (Keras would warn that it cannot)
         fit = dict(epochs=child.epochs, callbacks=[guard, validate], shuffle=False, verbose=0)
         per_pass = math.ceil(len(d.y_train) / batch_size)
         if child.steps_per_epoch is None or child.steps_per_epoch >= per_pass:
-            feed = batches(d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed)
+            feed = batches(d.x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
             return model.fit(feed, **fit)
         # a step budget: an endless shuffled stream, so each epoch continues where the last
         # stopped (a single pass would run out of batches after the first epoch)
         stream = batches(
-            d.x_train, d.y_train, batch_size=batch_size, shuffle=True, seed=seed, repeat=True
+            d.x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed, repeat=True
         )
         return model.fit(stream, steps_per_epoch=child.steps_per_epoch, **fit)
 
@@ -271,13 +289,25 @@ def _free_keras_state() -> None:
 
 
 def _child_settings(child: ChildConfig) -> dict:
-    """The child settings that a fingerprint holds; ``mixed_precision`` and ``train`` only
-    when set, so that searches from before the settings existed keep their fingerprints
-    (``keep_weights`` never changes a reward)."""
+    """The child settings that a fingerprint holds (the metric resolved); ``mixed_precision``,
+    ``train`` and ``metric_mode`` only when set, so that searches from before these settings
+    existed keep their fingerprints (``keep_weights`` never changes a reward)."""
     settings = asdict(child)
     settings.pop("keep_weights", None)
     for key in ("mixed_precision", "train"):
         if not settings.get(key):
+            settings.pop(key, None)
+    if settings.get("metric_mode") == "auto":
+        settings.pop("metric_mode", None)
+    return settings
+
+
+def _spec_settings(spec) -> dict:
+    """The task spec as a fingerprint holds it: the regression fields only for a regression
+    (classification fingerprints stay as they were before regression existed)."""
+    settings = asdict(spec)
+    if spec.task == "classification":
+        for key in ("task", "target_mean", "target_std"):
             settings.pop(key, None)
     return settings
 

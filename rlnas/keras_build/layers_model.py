@@ -9,7 +9,8 @@ with ``keras.saving.load_model(path, safe_mode=True)`` and no ``custom_objects``
     compile_model(model, blueprint.training)
 
 Layout: input -> augmentation (training only) -> layers -> global average pooling
-(images, sequences) -> dropout -> ``Dense(num_classes, softmax)``.
+(images, sequences) -> dropout -> the task's head (:mod:`rlnas.keras_build.head`:
+``Dense(num_classes, softmax)``, or a linear output per regression target).
 
 * ``conv``/``sepconv``: (separable) convolution without bias, batch normalisation, then the
   activation (as Zoph & Le's conv layers); ``Dense`` for flat inputs. ``maxpool``/``avgpool``
@@ -31,9 +32,12 @@ import math
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
+from rlnas.keras_build.head import classifier, head, loss_and_metrics
 from rlnas.spaces.layers import LayersBlueprint, LayerSpec
 from rlnas.spaces.training import TrainingSpec
 from rlnas.tasks import TaskSpec
+
+__all__ = ["build_model", "classifier", "compile_model", "make_optimizer", "weight_regularizer"]
 
 _LAYERS = {  # kind -> (conv, separable conv, max pool, avg pool)
     "image": ("Conv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D"),
@@ -65,33 +69,24 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
         x = keras.layers.GlobalAveragePooling1D(name="global_pool")(x)
     if training.dropout > 0:
         x = keras.layers.Dropout(training.dropout, name="dropout")(x)
-    return keras.Model(inputs, classifier(spec.num_classes, reg)(x), name="child")
-
-
-def classifier(num_classes: int, regularizer) -> keras.layers.Dense:
-    """The softmax output layer of every child, float32 under a mixed-precision policy too
-    (float16 probabilities would round small ones to zero in the loss)."""
-    return keras.layers.Dense(
-        num_classes,
-        activation="softmax",
-        kernel_regularizer=regularizer,
-        dtype="float32",
-        name="classifier",
-    )
+    return keras.Model(inputs, head(x, spec, reg), name="child")
 
 
 def compile_model(
-    model: keras.Model, training: TrainingSpec, label_smoothing: float = 0.0
+    model: keras.Model,
+    training: TrainingSpec,
+    label_smoothing: float = 0.0,
+    *,
+    spec: TaskSpec | None = None,
+    metric: str = "loss",
 ) -> keras.Model:
-    """Compile ``model`` with the optimizer, learning rate and weight decay of ``training``,
-    for integer labels; with ``label_smoothing``, for one-hot targets smoothed so much."""
-    loss = "sparse_categorical_crossentropy"
-    if label_smoothing:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    """Compile ``model`` with the optimizer, learning rate and weight decay of ``training``
+    and the loss and metrics of the task of ``spec`` (None: a classification), plus the
+    reward's ``metric`` (a name without ``val_``). A classification trains on integer
+    labels; with ``label_smoothing`` or a one-hot metric, on one-hot targets."""
     model.compile(
         optimizer=make_optimizer(training),
-        loss=loss,
-        metrics=["accuracy"],
+        **loss_and_metrics(spec, metric, label_smoothing),
         jit_compile=False,  # XLA compilation costs more than it saves in a short child
     )
     return model

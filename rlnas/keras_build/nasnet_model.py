@@ -3,7 +3,7 @@
 Layout: input -> augmentation (training only) -> 3x3 stem conv + BN -> ``cells_per_stage``
 Normal cells, then per reduction stage one Reduction cell (filters doubled) and
 ``cells_per_stage`` Normal cells -> ReLU -> global average pooling -> dropout ->
-``Dense(num_classes, softmax)``.
+``Dense(num_classes, softmax)`` (a linear output per target for a regression).
 
 Inside a cell, as in NASNet:
 
@@ -27,7 +27,8 @@ from __future__ import annotations
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
-from rlnas.keras_build.layers_model import classifier, weight_regularizer
+from rlnas.keras_build.head import head
+from rlnas.keras_build.layers_model import weight_regularizer
 from rlnas.spaces.nasnet import CellSpec, NasnetBlueprint
 from rlnas.tasks import TaskSpec
 
@@ -64,7 +65,7 @@ def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Mode
     x = L.GlobalAveragePooling2D(name="global_pool")(x)
     if t.dropout > 0:
         x = L.Dropout(t.dropout, name="dropout")(x)
-    return keras.Model(inputs, classifier(spec.num_classes, reg)(x), name="child")
+    return keras.Model(inputs, head(x, spec, reg), name="child")
 
 
 def _size(x) -> tuple[int, int]:
