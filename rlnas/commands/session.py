@@ -26,6 +26,7 @@ from rlnas import factory, registry, zoo
 from rlnas.checkpoint import Checkpoint, state_root
 from rlnas.config import Config, to_dict
 from rlnas.errors import ConfigError, FieldError
+from rlnas.evaluators.config import reward_metric
 from rlnas.final import check_test_time_views
 from rlnas.progress import ProgressBar, clock
 from rlnas.search import Budget, FailurePolicy, Search, SearchResult
@@ -234,6 +235,15 @@ def _save(p: Prepared, summary: dict[str, Any]) -> None:
     summary["saved_controller"] = str(p.save_to)
 
 
+def _reward_name(cfg: Config) -> str:
+    """What a reward is, as the report names it: the table's accuracy, or the child metric
+    resolved for the task (a minimised metric is rewarded as its negative)."""
+    if cfg.task.name == "nb201":
+        return "table accuracy"
+    child = reward_metric(cfg.child, factory.load_task_data(cfg).spec.task)
+    return child.metric if child.maximise else f"-{child.metric}"
+
+
 def _report(cfg: Config, result: SearchResult, summary: dict[str, Any]) -> None:
     """The best architecture and where to look at the search (stdout)."""
     out = sys.stdout
@@ -241,7 +251,7 @@ def _report(cfg: Config, result: SearchResult, summary: dict[str, Any]) -> None:
     if best is None:
         print("No child completed.", file=out)
     else:
-        print(f"Best child {best.number}: reward {best.reward:.4f} ({cfg.child.metric})", file=out)
+        print(f"Best child {best.number}: reward {best.reward:.4f} ({_reward_name(cfg)})", file=out)
         width = max(len(k) for k in best.architecture)
         for name, value in best.architecture.items():
             print(f"  {name:<{width}}  {value}", file=out)
