@@ -29,6 +29,7 @@ from rlnas.errors import (
     require,
     require_one_of,
 )
+from rlnas.evaluators.shared_config import SharedConfig, check_shared
 from rlnas.spaces.layers import LayersConfig
 from rlnas.spaces.nasnet import NasnetConfig
 from rlnas.strategies.evolution import EvolutionConfig
@@ -365,9 +366,12 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     """Final training of the best architectures (``rlnas final``)."""
+    shared: SharedConfig = field(default_factory=SharedConfig)
+    """Weight sharing (ENAS): children rewarded as paths through one super-network."""
 
     def __post_init__(self) -> None:
         require_one_of("space", self.space, ("layers", "nb201", "nasnet"))
+        check_shared(self)
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -49,6 +49,10 @@ def make_evaluator(cfg: Config) -> Evaluator:
     """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training."""
     if cfg.task.name == "nb201":
         return Nb201Evaluator(cfg.task.dataset)
+    if cfg.shared.enabled:  # weight sharing: one super-network rewards every child
+        from rlnas.evaluators.shared import SharedEvaluator
+
+        return SharedEvaluator(make_space(cfg), load_task_data(cfg), cfg.shared, seed=cfg.seed)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     from rlnas.evaluators.keras_child import KerasEvaluator
 

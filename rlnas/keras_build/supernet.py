@@ -158,7 +158,7 @@ class SuperNet(keras.layers.Layer):
             mask = width[i]
             fns = [self._branch_fn(i, b, x, act[i], mask) for b in range(len(self.branches))]
             y = tf.switch_case(branch[i], fns)
-            for j in range(i - 1):
+            for j in range(i - 1) if self.cfg.skip_connections else ():
                 y = self._skip(y, outputs[j], i, j, skip[i, j], project[i, j], mask)
             if i in self.cfg.reduce_after:
                 y = self._pool("max", y, 2, strides=2)
@@ -183,7 +183,7 @@ class SuperNet(keras.layers.Layer):
             axes = list(range(self.rank + 1))
             mean, var = tf.nn.moments(y, axes)
             y = tf.nn.batch_normalization(y, mean, var, w["beta"], w["gamma"], BN_EPSILON)
-            fns = [(lambda a=a: keras.activations.get(a)(y)) for a in self.cfg.activations]
+            fns = [(lambda a=a: _activation(a)(y)) for a in self.cfg.activations]
             return tf.switch_case(act, fns) * mask
 
         return weighted
@@ -193,7 +193,7 @@ class SuperNet(keras.layers.Layer):
             x = tf.expand_dims(x, 1)
             depthwise = tf.expand_dims(depthwise, 0)
         y = tf.nn.depthwise_conv2d(x, depthwise, [1, 1, 1, 1], "SAME")
-        y = tf.einsum("...c,cd->...d", y, pointwise)
+        y = _pointwise(y, pointwise)
         return tf.squeeze(y, 1) if self.rank == 1 else y
 
     def _pool(self, kind: str, x, size: int, strides: int):
@@ -201,14 +201,11 @@ class SuperNet(keras.layers.Layer):
         return fn(x, [size] * self.rank, [strides] * self.rank, "SAME")
 
     def _skip(self, y, e, i: int, j: int, on, project, mask):
-        """``y`` plus layer ``j``'s output ``e`` (resized, projected if widths differ)."""
-
-        def add():
-            r = self._resize(e, self.sizes[j][1], self.sizes[i][0])
-            projected = lambda: tf.einsum("...c,cd->...d", r, self.projections[i, j]) * mask  # noqa: E731
-            return y + tf.cond(project > 0, projected, lambda: r)
-
-        return tf.cond(on > 0, add, lambda: y)
+        """``y`` plus, when ``on``, layer ``j``'s output ``e`` (resized; projected when
+        ``project``): arithmetic, as a 1x1 projection costs little."""
+        r = self._resize(e, self.sizes[j][1], self.sizes[i][0])
+        projected = _pointwise(r, self.projections[i, j]) * mask
+        return y + on * (r + project * (projected - r))
 
     def _resize(self, x, size: tuple[int, ...], target: tuple[int, ...]):
         """Average-pool ``x`` from ``size`` down to ``target`` (pad or crop to it exactly)."""
@@ -298,6 +295,20 @@ class SuperNet(keras.layers.Layer):
             w_in = w_out
         out["classifier"] = [np.asarray(self.head)[:w_in], np.asarray(self.head_bias)]
         return out
+
+
+def _pointwise(x, kernel):
+    """A 1x1 convolution as one matrix product (``tf.einsum``'s gradient is far slower)."""
+    flat = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), kernel)
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[-1:]], 0))
+
+
+def _activation(name: str):
+    """Keras's activation ``name``; swish as ``x * sigmoid(x)``: TensorFlow's own swish has a
+    custom gradient that fails inside a ``tf.switch_case`` branch under a gradient tape."""
+    if name in ("swish", "silu"):
+        return lambda x: x * tf.sigmoid(x)
+    return keras.activations.get(name)
 
 
 def load_child_weights(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> None:
