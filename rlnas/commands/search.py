@@ -162,7 +162,12 @@ def prepare(
             bar.done = sum(t.state.value in ("COMPLETE", "FAILED") for t in trained)
             bar.failed = sum(t.state.value == "FAILED" for t in trained)
             bar.best = search.best.reward if search.best is not None else None
-    return Prepared(search, tracker, bar, save_to, checkpoint)
+    prepared = Prepared(search, tracker, bar, save_to, checkpoint)
+    if cfg.shared.enabled:  # weight sharing: a table of children, shared weights saved
+        from rlnas import shared_search
+
+        shared_search.attach(prepared, cfg)
+    return prepared
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,6 +211,10 @@ def execute(p: Prepared, cfg, args: argparse.Namespace) -> int:
     finally:
         if p.progress is not None:
             p.progress.close()
+    if cfg.shared.enabled and p.tracker.status == "FINISHED":  # re-score, retrain the best
+        from rlnas import shared_search
+
+        shared_search.finish(p, cfg, result)
     if p.tracker.status == "FINISHED":  # all of it is in MLflow: the saved state is done
         p.checkpoint.remove()
     summary = p.tracker.summary(result)

@@ -96,11 +96,19 @@ class SharedEvaluator:
             self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._fingerprint
 
-    def warm_up(self, choose_path: Callable[[], Architecture]) -> None:
+    def warm_up(self, choose_path: Callable[[], Architecture] | None = None) -> None:
         """Train ``shared.warmup_steps`` steps, one on each path ``choose_path`` returns
-        (uniform samples, say) before the first child; nothing once the weights have trained."""
+        (default: uniform samples of the space), before the first child; nothing once the
+        weights have trained (a restored search)."""
         if self.steps:
             return
+        if choose_path is None:
+            rng = np.random.default_rng(self.seed + 2)
+
+            def uniform(decision, allowed) -> int:
+                return int(rng.choice(np.flatnonzero(allowed)))
+
+            choose_path = lambda: self.space.sample(uniform)[0].architecture  # noqa: E731
         for _ in range(self.shared.warmup_steps):
             path = self.net.path(self.space.blueprint(choose_path()))
             self.net.train_step(*self.train.next(), *path)
@@ -113,6 +121,7 @@ class SharedEvaluator:
             path = self.net.path(self.space.blueprint(architecture))
         except SpaceError as exc:
             raise ChildFailure("unbuildable", str(exc)) from None
+        self.warm_up()
         start = time.perf_counter()
         losses, hits = [], []
         for _ in range(self.shared.train_steps):

@@ -117,6 +117,9 @@ class MLflowTracker:
         self.experiment_id: str | None = None
         self.run_id: str | None = None
         self.child_runs: dict[int, str] = {}  # trial number -> run id
+        self.log_children = True
+        """Open a child run per child; False in shared mode, where
+        :class:`rlnas.tracking.shared_log.SharedRunLog` records a table instead."""
         self.controller_card: Any = None  # the saved controller's card, if any
         self._best: float | None = None
         self.status: str | None = None  # the parent run's final MLflow status
@@ -221,6 +224,8 @@ class MLflowTracker:
             self.client.log_artifacts(self.run_id, tmp)
 
     def trial_finished(self, search: Search, trial: Trial) -> None:
+        if not self.log_children:
+            return
         self.outbox.put("trial", trial)
         self._kick(search)
 
@@ -233,7 +238,7 @@ class MLflowTracker:
 
     def search_finished(self, search: Search, result: SearchResult) -> None:
         for trial in result.trials:  # children that were in flight when it stopped
-            if trial.number in search.interrupted:
+            if trial.number in search.interrupted and self.log_children:
                 self.outbox.put("trial", trial)
         self._stop_writer()
         self.outbox.put("results", result, time.time())
