@@ -46,8 +46,26 @@ class SharedRunLog:
         self._pending: list[Metric] = []
         self._best: float | None = None
 
+    def search_started(self, search: Any) -> None:
+        """A resumed search: queue the points of finished children the run lacks (those
+        waiting in a batch when the process was killed)."""
+        client, run_id = self.tracker.client, self.tracker.run_id
+        if client is None or run_id is None or not search.trials:
+            return
+        logged = {m.step for m in client.get_metric_history(run_id, "shared/reward")}
+        rewards = [t.reward for t in search.trials if t.reward is not None]
+        self._best = max(rewards, default=None)
+        for trial in search.trials:
+            if trial.state.finished and trial.number not in logged:
+                self._queue(trial)
+
     def trial_finished(self, search: Any, trial: Any) -> None:
         self.seen += 1
+        self._queue(trial)
+        if self.seen % self.every == 0:
+            self.flush()
+
+    def _queue(self, trial: Any) -> None:
         stamp = int((trial.finished_at or time.time()) * 1000)
         step = trial.number
         if trial.reward is not None:
@@ -58,8 +76,6 @@ class SharedRunLog:
         for key in CURVES:
             if key in trial.metrics:
                 self._pending.append(Metric(key, float(trial.metrics[key]), stamp, step))
-        if self.seen % self.every == 0:
-            self.flush()
 
     def flush(self) -> None:
         """Send the waiting metric points (MLflow takes at most 1,000 per batch)."""

@@ -346,6 +346,7 @@ class MLflowTracker:
         done = [t for t in search.trials if t.number in found.logged]
         self._best = max((t.reward for t in done if t.reward is not None), default=None)
         missing = [t for t in search.trials if t.state.finished and t.number not in found.logged]
+        missing = missing if self.log_children else []  # shared mode: SharedRunLog has them
         missing.sort(key=lambda t: (t.finished_at or 0.0, t.number))
         for trial in missing:
             self.outbox.put("trial", trial)
