@@ -7,13 +7,16 @@ it with its accuracy on ``eval_batches`` validation mini-batches
 (:class:`rlnas.evaluators.shared.SharedEvaluator`). The strategy asks children from its
 current policy, so the shared weights train on samples of the current policy, as in ENAS.
 
-ENAS's published schedule (Pham et al. 2018, Sec. 2.2 and 3): each epoch alternates one pass
-of the training data over the shared weights (one child sampled per mini-batch) with 2,000
-controller steps rewarded on validation mini-batches; the shared weights are trained with
-Nesterov momentum, a cosine learning rate from 0.05 down to 0.001, weight decay 1e-4 and
-gradients clipped to norm 5. Here ``train_steps`` shared steps precede each reward, so the
-ratio of shared steps to controller samples is ``train_steps`` (ENAS: one pass of the data
-per 2,000 rewards; one pass of CIFAR-10 at batch 128 is 390 steps, about 0.2 per reward).
+ENAS's schedule (Pham et al. 2018, Sec. 2.2 and 3): each epoch alternates one pass of the
+training data over the shared weights (one child sampled per mini-batch) with controller
+training rewarded on validation mini-batches (the paper: 2,000 controller steps; the
+authors' macro-search script, ``scripts/cifar10_macro_search.sh``: 50 steps of 20 children,
+1,000 rewards per epoch, for 310 epochs); the shared weights are trained with Nesterov
+momentum 0.9, a cosine learning rate from 0.05 (down to 0.001 in the paper, 0.0005 in the
+script), L2 weight decay 1e-4 (script: 2.5e-4), gradients clipped to norm 5, batch 128.
+Here ``train_steps`` shared steps precede each reward (one pass of CIFAR-10 at batch 128 is
+about 350 steps per 1,000 rewards in the script: 0.35 per reward), the learning rate is
+constant, and ``warmup_steps`` trains uniformly sampled paths before the first child.
 """
 
 from __future__ import annotations

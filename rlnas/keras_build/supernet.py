@@ -9,9 +9,10 @@ A skip from layer ``j`` into layer ``i`` has its own 1x1 projection, used when t
 differ, as in :mod:`rlnas.keras_build.layers_model`.
 
 The architecture enters the traced functions as tensors (:class:`Path`: the operation,
-activation, width mask and skips of every layer), and ``tf.switch_case``/``tf.cond`` run the
-chosen branch only, so a new child never traces a new graph: one ``train_step`` and one
-``eval_step`` graph serve every child (``traces`` counts the tracings)::
+activation, width mask and skips of every layer), and ``tf.switch_case`` runs the chosen
+operation only (skips are masked sums: a 1x1 projection costs little), so a new child never
+traces a new graph: one ``train_step`` and one ``eval_step`` graph serve every child
+(``traces`` counts the tracings)::
 
     net = SuperNet(space.cfg, spec)
     path = net.path(space.blueprint(architecture))
