@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas.errors import ChildFailure, SpaceError
+from rlnas.errors import ChildFailure, ConfigError, SpaceError
 from rlnas.evaluators.shared_config import SharedConfig
 from rlnas.space import Architecture, Space
 from rlnas.tasks import TaskData
@@ -183,7 +183,11 @@ class SharedEvaluator:
             return False
         with np.load(path) as saved:
             if str(saved["fingerprint"]) != self.fingerprint():
-                raise ChildFailure("unbuildable", f"{path}: shared weights of other settings")
+                raise ConfigError(
+                    f"{path}: shared weights of other settings (fingerprint "
+                    f"{saved['fingerprint']}, now {self.fingerprint()}); a search resumes "
+                    "only with the same data, space and shared settings."
+                )
             for i, v in enumerate(self.net.weights):
                 v.assign(saved[f"w{i}"])
             for i, v in enumerate(self.net.optimizer.variables):
