@@ -198,3 +198,33 @@ def test_an_interrupted_shared_search_resumes_with_its_weights_and_counts_nothin
     assert [int(r["child"]) for r in table] == list(range(24))
     steps = [m.step for m in client.get_metric_history(run_id, "shared/reward")]
     assert sorted(steps) == list(range(24))  # child 10 ran once, after the resume
+
+
+def test_best_distinct_keeps_one_trial_per_architecture_by_reward():
+    from conftest import ToySpace
+
+    from rlnas.shared_search import Listed, best_distinct
+    from rlnas.strategies.base import SpaceExhausted
+    from rlnas.trial import Outcome, Trial
+
+    space = ToySpace()
+    samples = [
+        space.replay(a)[0]
+        for a in ({"width": 8, "act": "relu", "depth": 1}, {"width": 16, "act": "relu", "depth": 1})
+    ]
+    trials = []
+    for number, (sample, reward) in enumerate(
+        [(samples[0], 0.5), (samples[1], 0.7), (samples[0], 0.9), (samples[1], 0.1)]
+    ):
+        trial = Trial(number=number, sample=sample, seed=0)
+        trial.complete(Outcome(reward=reward))
+        trials.append(trial)
+    assert [t.number for t in best_distinct(trials, 5)] == [2, 1]
+    assert [t.number for t in best_distinct(trials, 1)] == [2]
+    listed = Listed(space, [t.architecture for t in best_distinct(trials, 5)])
+    assert [listed.ask().architecture for _ in range(2)] == [
+        samples[0].architecture,
+        samples[1].architecture,
+    ]
+    with pytest.raises(SpaceExhausted):
+        listed.ask()
