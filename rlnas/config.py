@@ -32,6 +32,7 @@ import yaml
 from rlnas.config_yaml import DuplicateKey, parse_value, read_mapping
 from rlnas.errors import MAY_BE_EMPTY, ConfigError, FieldError, did_you_mean, require
 from rlnas.evaluators.config import ChildConfig
+from rlnas.evaluators.shared_config import SharedConfig, check_shared
 from rlnas.executors.config import ExecutorConfig
 from rlnas.final_config import FinalConfig
 from rlnas.rules import NameOrPath, check_fields
@@ -97,9 +98,12 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     """Final training of the best architectures (``rlnas final``)."""
+    shared: SharedConfig = field(default_factory=SharedConfig)
+    """Weight sharing (ENAS): children rewarded as paths through one super-network."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_shared(self)
         table = self.task.name == "nb201"
         require(
             not table or self.space == "nb201",

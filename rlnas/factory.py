@@ -59,6 +59,10 @@ def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
     :func:`evaluator_factory`)."""
     if cfg.task.name == "nb201":
         return Nb201Evaluator(cfg.task.dataset)
+    if cfg.shared.enabled:  # weight sharing: one super-network rewards every child
+        from rlnas.evaluators.shared import SharedEvaluator
+
+        return SharedEvaluator(make_space(cfg), load_task_data(cfg), cfg.shared, seed=cfg.seed)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     if cfg.child.train is not None:
         from rlnas.evaluators.user_train import UserTrainEvaluator

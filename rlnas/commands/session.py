@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlnas import factory, registry, zoo
+from rlnas import factory, registry, shared_search, zoo
 from rlnas.checkpoint import Checkpoint, state_root
 from rlnas.config import Config, to_dict
 from rlnas.errors import ConfigError, FieldError
@@ -58,6 +58,8 @@ class Prepared:
     checkpoint: Checkpoint | None = None
     saver: zoo.ControllerSaver = field(default_factory=zoo.ControllerSaver)
     """Adds the controller to the parent run's artifacts as the search ends."""
+    cfg: Config | None = None
+    """The resolved config (weight sharing re-scores and retrains after the search)."""
 
 
 def prepare(
@@ -104,7 +106,10 @@ def prepare(
     )
     if resume is not None:
         _load(search, tracker, bar, *resume)
-    return Prepared(search, tracker, bar, save_to, checkpoint, saver)
+    prepared = Prepared(search, tracker, bar, save_to, checkpoint, saver, cfg)
+    if cfg.shared.enabled:  # weight sharing: a table of children, shared weights saved
+        shared_search.attach(prepared, cfg)
+    return prepared
 
 
 def _check_options(cfg: Config, save_controller: str | None) -> Path | None:
@@ -186,6 +191,8 @@ def run_search(p: Prepared) -> tuple[SearchResult, dict[str, Any]]:
     finally:
         if p.progress is not None:
             p.progress.close()
+    if p.cfg is not None and p.cfg.shared.enabled and p.tracker.status == "FINISHED":
+        shared_search.finish(p, p.cfg, result)  # re-score the best, retrain them alone
     if p.tracker.status == "FINISHED" and p.checkpoint is not None:  # all of it is in MLflow
         p.checkpoint.remove()
     summary = p.tracker.summary(result)

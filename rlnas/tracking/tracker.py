@@ -96,6 +96,9 @@ class MLflowTracker:
         self.experiment_id: str | None = None
         self.run_id: str | None = None
         self.status: str | None = None  # the parent run's final MLflow status
+        self.log_children = True
+        """Open a child run per child; False in shared mode, where
+        :class:`rlnas.tracking.shared_log.SharedRunLog` records a table instead."""
         self.resumed = False
         self.outbox = Outbox(patience)  # what the store does not have yet, in order
         self._children: ChildRuns | None = None  # the child runs, once the parent exists
@@ -195,6 +198,8 @@ class MLflowTracker:
         log.info("MLflow parent run %s in %s", self.run_id, self.tracking_uri)
 
     def trial_finished(self, search: Search, trial: Trial) -> None:
+        if not self.log_children:
+            return
         self.outbox.put("trial", trial)
         self._writer.kick()
 
@@ -207,7 +212,7 @@ class MLflowTracker:
 
     def search_finished(self, search: Search, result: SearchResult) -> None:
         for trial in result.trials:  # children that were in flight when it stopped
-            if trial.number in search.interrupted:
+            if trial.number in search.interrupted and self.log_children:
                 self.outbox.put("trial", trial)
         self._writer.stop()
         self.outbox.put("results", result, time.time())
@@ -284,6 +289,7 @@ class MLflowTracker:
         done = [t for t in search.trials if t.number in found.logged]
         self._children.best = max((t.reward for t in done if t.reward is not None), default=None)
         missing = history.unrecorded_trials(search.trials, found.logged)
+        missing = missing if self.log_children else []  # shared mode: SharedRunLog has them
         for trial in missing:
             self.outbox.put("trial", trial)
         for metrics, step, stamp in history.unrecorded_updates(self.client, self.run_id, search):

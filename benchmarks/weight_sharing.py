@@ -1,0 +1,150 @@
+"""Weight sharing (ENAS) against standard child training on MNIST-1D: speed and ranking.
+
+Bars (issue 21): at least 2,000 rewarded architectures in a 10-minute MNIST-1D search, at
+least 10x the standard mode in the same time on the same machine; Kendall's tau >= 0.5
+between shared-weight rewards (re-scored on the whole validation split) and stand-alone
+validation accuracy over >= 50 uniformly sampled architectures.
+
+* ``rate``: the REINFORCE search of ``configs/mnist1d_shared.yaml`` for ``--seconds`` of wall
+  time in shared mode (inline, warm-up excluded and reported apart), then the same space's
+  search in standard mode (each child trained alone with the ``child`` settings of the
+  config, ``--workers`` processes as ``configs/mnist1d.yaml`` does), each in this process;
+  rewards per minute and the ratio. No MLflow: this times the evaluators.
+* ``rank``: a fresh super-network trained ``--steps`` steps on uniformly sampled paths, then
+  ``--archs`` uniformly sampled architectures re-scored on the whole validation split with
+  the shared weights and trained alone (``--epochs`` epochs, the config's training
+  decisions); Kendall's tau, Spearman's rho and the overlap of the top 10.
+
+The machine's load average is printed; on a shared machine the figures move with it::
+
+    python benchmarks/weight_sharing.py [rate|rank|all] [--seconds 120] [--archs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "mnist1d_shared.yaml"
+
+
+def rate(seconds: float, workers: int) -> dict:
+    """Rewards per minute of the shared and the standard mode, one after the other."""
+    from rlnas import factory
+    from rlnas.config import load_config
+    from rlnas.search import Budget, Search
+
+    out = {}
+    for mode in ("shared", "standard"):
+        overrides = [f"search.wall_seconds={seconds}", "search.children=100000"]
+        if mode == "standard":
+            overrides += [
+                "shared.enabled=false",
+                "executor.kind=process",
+                f"executor.workers={workers}",
+                "executor.threads_per_worker=1",
+            ]
+        cfg = load_config(CONFIG, overrides)
+        space = factory.make_space(cfg)
+        strategy = factory.make_strategy(cfg, space)
+        executor = factory.make_executor(cfg)
+        warm = 0.0
+        if mode == "shared":
+            start = time.perf_counter()
+            executor.evaluator.warm_up()  # shared.warmup_steps on uniform paths
+            warm = time.perf_counter() - start
+        start = time.perf_counter()
+        result = Search(strategy, executor, Budget(wall_seconds=seconds), cfg.seed).run()
+        wall = time.perf_counter() - start
+        done = [t for t in result.trials if t.reward is not None]
+        rewards = [t.reward for t in done]
+        third = max(1, len(rewards) // 3)
+        out[mode] = {
+            "rewards": len(rewards),
+            "wall_seconds": round(wall, 1),
+            "warmup_seconds": round(warm, 1),
+            "per_minute": round(60 * len(rewards) / wall, 1),
+            "mean_reward_first_third": round(sum(rewards[:third]) / third, 4),
+            "mean_reward_last_third": round(sum(rewards[-third:]) / third, 4),
+        }
+        print(mode, json.dumps(out[mode]), flush=True)
+    out["ratio"] = round(out["shared"]["per_minute"] / max(out["standard"]["per_minute"], 1e-9), 1)
+    out["shared_per_10_minutes"] = round(10 * out["shared"]["per_minute"])
+    return out
+
+
+def rank(steps: int, archs: int, epochs: int) -> dict:
+    """Kendall's tau, Spearman's rho and top-10 overlap: shared versus stand-alone."""
+    from scipy import stats
+
+    from rlnas import factory
+    from rlnas.config import load_config
+    from rlnas.evaluators.keras_child import KerasEvaluator
+    from rlnas.evaluators.shared import SharedEvaluator
+    from rlnas.strategies.random_search import RandomSearch
+
+    cfg = load_config(CONFIG, [f"shared.warmup_steps={steps}", f"child.epochs={epochs}"])
+    space = factory.make_space(cfg)
+    data = factory.load_task_data(cfg)
+    shared = SharedEvaluator(space, data, cfg.shared, seed=cfg.seed)
+    start = time.perf_counter()
+    shared.warm_up()  # --steps shared steps on uniformly sampled paths
+    trained = time.perf_counter() - start
+    sample = RandomSearch(space, seed=cfg.seed + 2, unique=True)
+    architectures = [sample.ask().architecture for _ in range(archs)]
+    start = time.perf_counter()
+    by_shared = [shared.rescore(a) for a in architectures]
+    rescored = time.perf_counter() - start
+    alone = KerasEvaluator(space, data, cfg.child)
+    start = time.perf_counter()
+    by_alone = []
+    for n, a in enumerate(architectures):
+        by_alone.append(alone.evaluate(a, seed=n, number=n).metrics["val_accuracy"])
+    standalone = time.perf_counter() - start
+    top = 10
+    best_shared = set(sorted(range(archs), key=lambda i: -by_shared[i])[:top])
+    best_alone = set(sorted(range(archs), key=lambda i: -by_alone[i])[:top])
+    out = {
+        "architectures": archs,
+        "shared_steps": steps,
+        "kendall_tau": round(float(stats.kendalltau(by_shared, by_alone).statistic), 3),
+        "spearman_rho": round(float(stats.spearmanr(by_shared, by_alone).statistic), 3),
+        "top10_overlap": len(best_shared & best_alone),
+        "shared_mean": round(sum(by_shared) / archs, 4),
+        "alone_mean": round(sum(by_alone) / archs, 4),
+        "seconds": {
+            "shared_training": round(trained, 1),
+            "rescoring": round(rescored, 1),
+            "standalone_training": round(standalone, 1),
+        },
+    }
+    print("rank", json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", nargs="?", default="all", choices=("rate", "rank", "all"))
+    p.add_argument("--seconds", type=float, default=120.0, help="wall seconds per mode")
+    p.add_argument("--workers", type=int, default=2, help="standard mode's processes")
+    p.add_argument("--steps", type=int, default=2000, help="shared steps before ranking")
+    p.add_argument("--archs", type=int, default=50, help="architectures ranked")
+    p.add_argument("--epochs", type=int, default=10, help="stand-alone training epochs")
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print("load average before:", os.getloadavg(), flush=True)
+    figures = {}
+    if args.what in ("rate", "all"):
+        figures["rate"] = rate(args.seconds, args.workers)
+    if args.what in ("rank", "all"):
+        figures["rank"] = rank(args.steps, args.archs, args.epochs)
+    print("load average after:", os.getloadavg())
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

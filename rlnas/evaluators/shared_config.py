@@ -1,0 +1,129 @@
+"""The ``shared`` config section: weight sharing (ENAS, Pham et al. 2018). No TensorFlow here.
+
+With ``shared.enabled: true`` every child is a path through one super-network
+(:mod:`rlnas.keras_build.supernet`) whose weights all children share. Evaluating a child
+trains the shared weights for ``train_steps`` mini-batches on that child's path, then rewards
+it with its accuracy on ``eval_batches`` validation mini-batches
+(:class:`rlnas.evaluators.shared.SharedEvaluator`). The strategy asks children from its
+current policy, so the shared weights train on samples of the current policy, as in ENAS.
+
+ENAS's schedule (Pham et al. 2018, Sec. 2.2 and 3): each epoch alternates one pass of the
+training data over the shared weights (one child sampled per mini-batch) with controller
+training rewarded on validation mini-batches (the paper: 2,000 controller steps; the
+authors' macro-search script, ``scripts/cifar10_macro_search.sh``: 50 steps of 20 children,
+1,000 rewards per epoch, for 310 epochs); the shared weights are trained with Nesterov
+momentum 0.9, a cosine learning rate from 0.05 (down to 0.001 in the paper, 0.0005 in the
+script), L2 weight decay 1e-4 (script: 2.5e-4), gradients clipped to norm 5, batch 128.
+Here ``train_steps`` shared steps precede each reward (one pass of CIFAR-10 at batch 128 is
+about 350 steps per 1,000 rewards in the script: 0.35 per reward), the learning rate is
+constant, and ``warmup_steps`` trains uniformly sampled paths before the first child.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rlnas.errors import FieldError, require
+
+SPACES = ("layers",)
+"""Spaces the super-network supports."""
+TRAINING_LISTS = (
+    "learning_rates",
+    "batch_sizes",
+    "optimizers",
+    "dropouts",
+    "weight_decays",
+    "augmentations",
+)
+"""The ``train/*`` decisions' choice lists: one value each in shared mode."""
+
+
+@dataclass(frozen=True)
+class SharedConfig:
+    """Weight sharing: one super-network trained a few mini-batches per child."""
+
+    enabled: bool = False
+    """Reward children with shared weights instead of training each one alone."""
+    train_steps: int = 2
+    """Shared-weight training mini-batches on each child's path before it is rewarded."""
+    eval_batches: int = 1
+    """Validation mini-batches each child is rewarded on (ENAS: one)."""
+    batch_size: int = 64
+    """Mini-batch size of shared training and of the reward's validation batches."""
+    learning_rate: float = 0.05
+    """Learning rate of the shared weights (SGD with Nesterov momentum; ENAS: 0.05)."""
+    momentum: float = 0.9
+    """Nesterov momentum of the shared weights' SGD (ENAS: 0.9)."""
+    weight_decay: float = 1e-4
+    """L2 penalty ``wd/2 * |w|^2`` on the shared kernels (ENAS: 1e-4)."""
+    grad_clip: float = 5.0
+    """Global gradient norm the shared gradients are clipped to (ENAS: 5)."""
+    warmup_steps: int = 0
+    """Shared-weight steps on uniformly sampled paths before the first child."""
+    checkpoint_every: int = 100
+    """Children between saves of the shared weights (atomic; a resume restores them)."""
+    rescore_top: int = 20
+    """Best children by shared reward re-scored on the whole validation split at the end."""
+    retrain_top: int = 3
+    """Best re-scored children trained from scratch as ordinary children."""
+
+    def __post_init__(self) -> None:
+        for name in ("train_steps", "eval_batches", "batch_size", "checkpoint_every"):
+            v = getattr(self, name)
+            require(v >= 1, name, v, "an integer >= 1")
+        for name in ("warmup_steps", "rescore_top", "retrain_top"):
+            v = getattr(self, name)
+            require(v >= 0, name, v, "an integer >= 0")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        require(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        require(self.grad_clip > 0, "grad_clip", self.grad_clip, "a number > 0")
+        require(
+            self.retrain_top <= self.rescore_top,
+            "retrain_top",
+            self.retrain_top,
+            f"at most rescore_top ({self.rescore_top}): only re-scored children are retrained",
+        )
+
+
+def check_shared(config: Any) -> None:
+    """The pairings shared mode refuses, one line each (``config`` is the root Config)."""
+    if not config.shared.enabled:
+        return
+    space = config.space
+    if space not in SPACES:
+        raise FieldError(
+            "space", space, f"{' or '.join(SPACES)} with shared.enabled (no super-network for it)"
+        )
+    if config.executor.kind != "inline":
+        raise FieldError(
+            "executor.kind",
+            config.executor.kind,
+            "inline with shared.enabled (the shared weights live in one process)",
+        )
+    check_layers(config.layers)
+
+
+def check_layers(layers: Any) -> None:
+    """The `layers` choices one super-network can hold (``layers`` is a LayersConfig)."""
+    for name in TRAINING_LISTS:
+        values = list(getattr(layers, name))
+        require(
+            len(values) == 1,
+            f"layers.{name}",
+            values,
+            "one value with shared.enabled (train/* decisions cannot share weights)",
+        )
+    require(
+        list(layers.strides) == [1],
+        "layers.strides",
+        list(layers.strides),
+        "[1] with shared.enabled (downsample with layers.reduce_after instead)",
+    )
+    require(
+        list(layers.merges) == ["add"],
+        "layers.merges",
+        list(layers.merges),
+        "[add] with shared.enabled (concat changes the widths a super-network holds)",
+    )
