@@ -1,16 +1,16 @@
-"""The README's configuration reference, generated from the config dataclasses.
+"""The configuration reference (docs/configuration.md), generated from the config dataclasses.
 
 Every section of :class:`rlnas.config.Config` is a dataclass whose fields carry their
 documentation as attribute docstrings (a string literal right after the field). This module
 reads those docstrings from each class's own source, wherever the class is defined, and
 renders them as one Markdown table, section by section: YAML key, type, default and meaning,
 plus the field's rule when the field declares one (``field(metadata={"rule": ...})`` or an
-``Annotated[...]`` extra). The README holds the result between two markers, and a test
-fails when it drifts from the classes::
+``Annotated[...]`` extra). docs/configuration.md holds the result between two markers, and
+a test fails when it drifts from the classes::
 
     python -m rlnas.config_reference              # print the reference
-    python -m rlnas.config_reference --write README.md
-    python -m rlnas.config_reference --check README.md
+    python -m rlnas.config_reference --write docs/configuration.md
+    python -m rlnas.config_reference --check docs/configuration.md
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rlnas.rules import rule_of
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
-COMMAND = "python -m rlnas.config_reference --write README.md"
+COMMAND = "python -m rlnas.config_reference --write docs/configuration.md"
 RULE_KEY = "rule"
 
 
