@@ -21,7 +21,8 @@ from rlnas.space import Space
 from rlnas.spaces.layers import LayersSpace
 from rlnas.spaces.nasnet import NasnetSpace
 from rlnas.strategies.base import Strategy
-from rlnas.strategies.evolution import RegularizedEvolution
+from rlnas.strategies.evolution import EvolutionConfig, RegularizedEvolution
+from rlnas.strategies.nsga import NsgaEvolution
 from rlnas.strategies.random_search import RandomSearch
 from rlnas.strategies.reinforce import ReinforceController
 from rlnas.tasks import TaskSpec, load_task
@@ -50,7 +51,8 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
 def make_evaluator(cfg: Config) -> Evaluator:
     """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training."""
     if cfg.task.name == "nb201":
-        return Nb201Evaluator(cfg.task.dataset)
+        hw = [(o.device, o.name.partition(":")[0]) for o in cfg.search.parsed_objectives]
+        return Nb201Evaluator(cfg.task.dataset, hw=[(d, m) for d, m in hw if d])
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     from rlnas.evaluators.keras_child import KerasEvaluator
 
@@ -69,6 +71,10 @@ def make_strategy(cfg: Config, space: Space) -> Strategy:
         return RandomSearch(space, seed=cfg.seed, unique=unique)
     if cfg.strategy == "rea":
         return RegularizedEvolution(space, cfg.evolution, seed=cfg.seed, unique=unique)
+    if cfg.strategy == "nsga":
+        objectives = cfg.search.parsed_objectives
+        evolution = None if cfg.evolution == EvolutionConfig() else cfg.evolution  # nsga's own
+        return NsgaEvolution(space, objectives, evolution, seed=cfg.seed, unique=unique)
     return ReinforceController(space, cfg.controller, seed=cfg.seed, unique=unique)
 
 

@@ -3,12 +3,12 @@
 HW-NAS-Bench (Li et al., ICLR 2021) measured or estimated the inference cost of all 15,625
 NAS-Bench-201 cells on six devices. The shipped copy holds the CIFAR-10 input size (the only
 one available offline), one row per cell in NAS-Bench-201 index order, so a row joins the
-:mod:`rlnas.nb201_table` row of the same index::
+:mod:`rlnas.nb201.vocabulary` row of the same index::
 
     lookup(("nor_conv_3x3",) * 6, "pixel3", "latency")   # milliseconds
     lookup("|avg_pool_3x3~0|+|...|", "edgegpu", "energy")  # millijoules
 
-A cell key is either the six edge operations (in :data:`rlnas.nb201_table.EDGES` order) or
+A cell key is either the six edge operations (in :data:`rlnas.nb201.vocabulary.EDGES` order) or
 the official architecture string. Nothing is read until the first look-up; the file is parsed
 once per process. Units: latency in ms, energy in mJ (batch 1, see the data's README).
 HW-NAS-Bench has no Edge TPU latency for 4,699 cells (``-1`` in the source); those read as
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rlnas.errors import ConfigError, DataError, did_you_mean
-from rlnas.nb201_table import EDGES, N_CELLS, OPS, arch_str, cell_code, parse_arch_str
+from rlnas.nb201.vocabulary import EDGES, N_CELLS, OPS, arch_str, cell_code, parse_arch_str
 
 DATA_FILE = "hw_nb201_cifar10.csv.gz"
 DATASET = "cifar10"
@@ -81,7 +81,7 @@ class HwTable:
     columns: dict[str, np.ndarray]
     """``{device}_{metric}`` -> one value per row."""
     row_by_code: np.ndarray
-    """:func:`rlnas.nb201_table.cell_code` -> row."""
+    """:func:`rlnas.nb201.vocabulary.cell_code` -> row."""
 
     def __len__(self) -> int:
         return len(self.arch_strs)

