@@ -61,7 +61,7 @@ def front(trials: Sequence[Trial], objectives: Sequence[Objective]) -> list[Memb
     mask = pareto_mask(np.array([m.values for m in members]), maximize)
     on_front = [m for m, keep in zip(members, mask) if keep]
     first = objectives[0]
-    return sorted(on_front, key=lambda m: (-m.values[0] if first.maximize else m.values[0]))
+    return sorted(on_front, key=lambda m: -m.values[0] if first.maximize else m.values[0])
 
 
 def reference_point(
@@ -89,4 +89,3 @@ def hypervolume_of(
         return 0.0
     points = np.array([m.values for m in members])
     return hypervolume(points, reference, [o.maximize for o in objectives])
-
