@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 
 from rlnas.errors import ChildFailure, require_one_of
 from rlnas.hw_table import check_device, load_hw_table
-from rlnas.objectives import hw_metric_key
 from rlnas.nb201.table import load_table
 from rlnas.nb201.vocabulary import DATASETS, EDGES, OPS, arch_str
+from rlnas.objectives import hw_metric_key
 from rlnas.trial import Outcome
 
 PROXY_EPOCHS = 12
