@@ -56,7 +56,8 @@ def make_evaluator(cfg: Config) -> Evaluator:
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     from rlnas.evaluators.keras_child import KerasEvaluator
 
-    return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child)
+    measure = [o.metric for o in cfg.search.parsed_objectives]  # latency_ms, tflite_bytes
+    return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child, measure)
 
 
 def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from rlnas.errors import require
+from rlnas.evaluators.latency import LatencyConfig
 from rlnas.rules import OneOf, Range, check_fields
 
 
@@ -35,6 +36,9 @@ class ChildConfig:
     mixed_precision: bool = False
     """Train children in mixed precision (Keras's ``mixed_float16`` policy: float16 compute,
     float32 weights and output layer); faster on GPUs with tensor cores, not on CPUs."""
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    """How ``latency_ms`` is measured when ``search.objectives`` names ``latency`` (batch 1,
+    median of ``runs`` after ``warmup``; :mod:`rlnas.evaluators.latency`)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

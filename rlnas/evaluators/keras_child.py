@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 
 import keras
@@ -35,6 +36,7 @@ import numpy as np
 
 from rlnas.config import ChildConfig
 from rlnas.errors import ChildFailure, SpaceError
+from rlnas.evaluators import latency
 from rlnas.keras_build import batches, build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
@@ -107,10 +109,14 @@ class _Validate(keras.callbacks.Callback):
 class KerasEvaluator:
     """Evaluates architectures of ``space`` by training Keras children on ``data``."""
 
-    def __init__(self, space: Space, data: TaskData, child: ChildConfig) -> None:
+    def __init__(
+        self, space: Space, data: TaskData, child: ChildConfig, measure: Sequence[str] = ()
+    ) -> None:
         self.space = space
         self.data = data
         self.child = child
+        self.measure = tuple(m for m in measure if m in latency.MEASURED)
+        """Cost metrics to measure on each trained child (``latency_ms``, ``tflite_bytes``)."""
         if child.mixed_precision:  # this process's children compute in float16 from now on
             keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
@@ -138,6 +144,8 @@ class KerasEvaluator:
                 "data": digest.hexdigest(),
                 "child": _child_settings(self.child),
             }
+            if self.measure:  # what a child's metrics hold, not its reward
+                payload.update(measure=self.measure, latency=asdict(self.child.latency))
             text = json.dumps(payload, sort_keys=True, default=str)
             self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._fingerprint
@@ -188,6 +196,7 @@ class KerasEvaluator:
             params = int(model.count_params())
             mmacs = multiply_adds(model) / 1e6
             summary = summary_text(model)
+            costs = latency.measure(model, self.measure, self.child.latency, seed)
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
         by_loss = self.child.metric == "val_loss"
@@ -196,6 +205,7 @@ class KerasEvaluator:
         else:
             reward = final["val_accuracy"] * cost_factor(mmacs, self.child)
         metrics = {**final, "params": float(params), "mmacs": mmacs, "train_seconds": seconds}
+        metrics.update(costs)
         log.debug("child %d: reward %.4f in %.1fs", number, reward, seconds)
         return Outcome(
             reward=float(reward),
@@ -244,6 +254,7 @@ def _child_settings(child: ChildConfig) -> dict:
     """The child settings that a fingerprint holds; ``mixed_precision`` only when on, so
     that searches from before the setting existed keep their fingerprints."""
     settings = asdict(child)
+    settings.pop("latency", None)  # in the fingerprint only when measured (see fingerprint)
     if not settings.get("mixed_precision"):
         settings.pop("mixed_precision", None)
     return settings
