@@ -383,7 +383,10 @@ class Search:
             log.warning(
                 "child %d failed (%s): %s", trial.number, trial.failure_reason, trial.message
             )
-        update = self.strategy.tell(trial.sample, self._told(trial), dict(trial.metrics))
+        if self.strategy.multi_objective:
+            update = self.strategy.tell(trial.sample, self._told(trial), dict(trial.metrics))
+        else:  # also a strategy written before tell took metrics
+            update = self.strategy.tell(trial.sample, self._told(trial))
         if update and self.scalarizer is not None:
             self.scalarizer.new_weights()  # the next controller batch, a new direction
         if update:

@@ -35,7 +35,7 @@ def write(tmp_path, text: str):
         ),
         (
             "strategy: reinforc",
-            "`strategy`: expected one of reinforce, random, rea, got 'reinforc'. "
+            "`strategy`: expected one of reinforce, random, rea, nsga, got 'reinforc'. "
             "Did you mean `reinforce`?",
         ),
         ("layers: {filters: []}", "`layers.filters`: expected a non-empty list, got []."),

@@ -132,7 +132,6 @@ def test_single_objective_strategies_are_told_the_scalarised_reward():
     for trial, (told, metrics) in zip(trials, strategy.told):
         assert "hw_pixel3_latency_ms" in trial.metrics  # the trial keeps every raw value
         assert trial.reward == trial.metrics["test_accuracy"]
-        assert metrics == trial.metrics
         assert 0.0 <= told <= 1.0 and told != trial.reward  # a normalised weighted sum
 
 
