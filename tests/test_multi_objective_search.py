@@ -22,6 +22,7 @@ from rlnas.nb201.space import Nb201Space
 from rlnas.nb201.vocabulary import EDGES, parse_arch_str
 from rlnas.objectives import parse_objectives
 from rlnas.search import Budget, Search
+from rlnas.strategies.nsga import NsgaEvolution
 from rlnas.strategies.random_search import RandomSearch
 
 mlflow = pytest.importorskip("mlflow")
@@ -129,10 +130,23 @@ def test_single_objective_strategies_are_told_the_scalarised_reward():
         scalarization="linear",
     )
     trials = search.run().trials
-    for trial, (told, metrics) in zip(trials, strategy.told):
+    for trial, (told, _) in zip(trials, strategy.told):
         assert "hw_pixel3_latency_ms" in trial.metrics  # the trial keeps every raw value
         assert trial.reward == trial.metrics["test_accuracy"]
         assert 0.0 <= told <= 1.0 and told != trial.reward  # a normalised weighted sum
+
+
+def test_nsga_is_told_the_raw_objectives_through_the_loop():
+    objectives = parse_objectives(["accuracy", "latency:pixel3"])
+    strategy = NsgaEvolution(Nb201Space(), objectives, seed=2)
+    evaluator = Nb201Evaluator("cifar10", hw=[("pixel3", "latency")])
+    search = Search(
+        strategy, InlineExecutor(evaluator), Budget(children=8), seed=2, objectives=objectives
+    )
+    assert search.scalarizer is None  # nsga ranks the vectors itself
+    trials = search.run().trials
+    told = {(t.reward, t.metrics["hw_pixel3_latency_ms"]) for t in trials}
+    assert set(strategy.values) == told
 
 
 # -- the front in the parent run -----------------------------------------------------------------
