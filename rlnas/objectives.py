@@ -26,12 +26,12 @@ The REINFORCE controller needs one number per child; a :class:`Scalarizer` makes
   quantile advantage and elite replay compare like with like across batches.
 
 Default (:func:`default_method`): ``mnasnet-soft`` when some objective has a target (the user
-named a budget and wants the best model near it, as MnasNet), otherwise ``chebyshev`` (the
-user wants the front). Chebyshev rather than linear because a weighted sum only reaches the
-points on the convex hull of the front, while the (augmented) Chebyshev distance to the ideal
-point reaches every Pareto-optimal point (Miettinen 1999); drawing a fresh weight vector per
-batch is ParEGO's recipe (Knowles 2006), so successive batches pull towards different parts
-of the front.
+named a budget and wants the best model near it, as MnasNet), otherwise ``dominance`` (the
+user wants the front). Its primary term does not depend on the batch's weights, so a reward
+means the same in every batch; the Chebyshev tie-break (rather than linear, which only
+reaches the points on the convex hull of the front, while the augmented Chebyshev distance
+to the ideal point reaches every Pareto-optimal point, Miettinen 1999) with a fresh weight
+vector per batch (ParEGO's recipe, Knowles 2006) spreads successive batches along the front.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ def parse_objectives(
 
 
 def default_method(objectives: Sequence[Objective]) -> str:
-    """``mnasnet-soft`` when some objective has a target, else ``chebyshev``."""
-    return "mnasnet-soft" if any(o.target is not None for o in objectives) else "chebyshev"
+    """``mnasnet-soft`` when some objective has a target, else ``dominance``."""
+    return "mnasnet-soft" if any(o.target is not None for o in objectives) else "dominance"
 
 
 class Scalarizer:

@@ -46,8 +46,10 @@ class SearchConfig:
     scalarization: Annotated[str | None, OneOf(METHODS)] = None
     """How reinforce, random and rea get one reward out of the objectives (nsga ranks the
     vectors itself): chebyshev or linear (a fresh Dirichlet weight vector per controller
-    batch), mnasnet-soft or mnasnet-hard (Tan et al. 2019; every cost objective needs a
-    target). ``null``: mnasnet-soft when an objective has a target, else chebyshev."""
+    batch), dominance (minus the number of earlier children that dominate the child, plus
+    half its Chebyshev value), mnasnet-soft or mnasnet-hard (Tan et al. 2019; every cost
+    objective needs a target). ``null``: mnasnet-soft when an objective has a target, else
+    dominance."""
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -79,7 +79,7 @@ def test_value_reads_reward_or_metric():
 
 
 def test_default_method():
-    assert default_method(parse_objectives(["accuracy", "latency:pixel3"])) == "chebyshev"
+    assert default_method(parse_objectives(["accuracy", "latency:pixel3"])) == "dominance"
     assert default_method(parse_objectives(["accuracy", "latency:pixel3<=5"])) == "mnasnet-soft"
 
 
