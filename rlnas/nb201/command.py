@@ -31,6 +31,8 @@ from rlnas.tracking import connect, flatten, normalize_uri
 from rlnas.tracking.bench_log import log_bench_run
 
 DEFAULT_CONFIG = "configs/nb201-cifar10.yaml"
+MO_CONFIG = "configs/nb201-pixel3.yaml"
+"""The default config of ``--objectives`` (its objectives are replaced by the flag's)."""
 
 
 def register_nb201(sub) -> None:
@@ -68,7 +70,8 @@ def register_nb201(sub) -> None:
         "--config",
         "-c",
         metavar="FILE",
-        help=f"search config with the controller settings (default: {DEFAULT_CONFIG})",
+        help=f"search config with the controller settings (default: {DEFAULT_CONFIG}; with "
+        f"--objectives {MO_CONFIG})",
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
@@ -91,22 +94,22 @@ def _numbers(flag: str, text: str, kind: type) -> tuple:
     return values
 
 
-def _config_path(path: str | None) -> Path:
+def _config_path(path: str | None, default: str = DEFAULT_CONFIG) -> Path:
     if path is not None:
         return Path(path)
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / DEFAULT_CONFIG).is_file():
-            return base / DEFAULT_CONFIG
+        if (base / default).is_file():
+            return base / default
     raise ConfigError(
-        f"--config: {DEFAULT_CONFIG} is neither in the current folder nor in the rlnas "
+        f"--config: {default} is neither in the current folder nor in the rlnas "
         "checkout; pass --config FILE (a search config with space: nb201)."
     )
 
 
 def run_nb201(args: argparse.Namespace) -> int:
-    config_path = _config_path(args.config)
     if args.objectives:
-        return run_multi_objective(args, config_path)
+        return run_multi_objective(args, _config_path(args.config, MO_CONFIG))
+    config_path = _config_path(args.config)
     args.strategies = args.strategies or "reinforce,rea,random"
     cfg = load_config(config_path, args.set)
     if cfg.space != "nb201" or cfg.task.name != "nb201":
