@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 SPACES = ("layers", "nb201", "nasnet")
-STRATEGIES = ("reinforce", "random", "rea")
+STRATEGIES = ("reinforce", "random", "rea", "nsga")
 PATH_KEY = "path_key"
 """Metadata of a field that holds an import path and may also be written as a mapping with
 that one key (``space: {build: my_models:build}``)."""
@@ -88,8 +88,10 @@ class Config:
     layers: LayersConfig = field(default_factory=LayersConfig)
     nasnet: NasnetConfig = field(default_factory=NasnetConfig)
     strategy: Annotated[str, NameOrPath(STRATEGIES, "Class")] = "reinforce"
-    """reinforce (the LSTM controller), random, rea (regularized evolution), or the import
-    path of your own Strategy subclass, made as ``Class(space, seed=..., unique=...)``."""
+    """reinforce (the LSTM controller), random, rea (regularized evolution), nsga
+    (multi-objective evolution; needs ``search.objectives``; the ``evolution`` section when it
+    is set, else a population of 20 and tournaments of 3), or the import path of your own
+    Strategy subclass, made as ``Class(space, seed=..., unique=...)``."""
     controller: ReinforceConfig = field(default_factory=ReinforceConfig)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     child: ChildConfig = field(default_factory=ChildConfig)
@@ -118,6 +120,35 @@ class Config:
             f"layers or nasnet for task {self.task.name!r} (the nb201 space only looks up "
             "the NAS-Bench-201 table: task nb201)",
         )
+        check_objectives(self)
+
+
+TABLE_OBJECTIVES = ("reward", "test_accuracy", "nb201_index", "cost_seconds")
+"""Metrics an nb201 look-up has besides the HW-NAS-Bench ones (``hw_*``)."""
+
+
+def check_objectives(cfg: Config) -> None:
+    """Refuse objectives the task's evaluator cannot produce, and nsga without objectives."""
+    objectives = cfg.search.parsed_objectives
+    require(
+        cfg.strategy != "nsga" or bool(objectives),
+        "strategy",
+        cfg.strategy,
+        "reinforce, random or rea for a single-objective search (nsga needs "
+        "search.objectives, e.g. [accuracy, 'latency:pixel3'])",
+    )
+    table = cfg.task.name == "nb201"
+    for o in objectives:
+        if o.device is not None and not table:
+            raise ConfigError(
+                f"`search.objectives`: {o.name!r} reads the HW-NAS-Bench table, which only task "
+                f"nb201 has (task is {cfg.task.name!r}); use 'latency' (measured) instead."
+            )
+        if table and o.device is None and o.metric not in TABLE_OBJECTIVES:
+            raise ConfigError(
+                f"`search.objectives`: task nb201 looks cells up in a table and cannot give "
+                f"{o.name!r}; use accuracy, 'latency:DEVICE' or 'energy:DEVICE' (HW-NAS-Bench)."
+            )
 
 
 # -- loading ------------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
     ``shipped``: the user's functions that ``cfg`` names, unused here (see
     :func:`evaluator_factory`)."""
     if cfg.task.name == "nb201":
-        return Nb201Evaluator(cfg.task.dataset)
+        hw = [(o.device, o.name.partition(":")[0]) for o in cfg.search.parsed_objectives]
+        return Nb201Evaluator(cfg.task.dataset, hw=[(d, m) for d, m in hw if d])
     if cfg.shared.enabled:  # weight sharing: one super-network rewards every child
         from rlnas.evaluators.shared import SharedEvaluator
 
@@ -71,7 +72,8 @@ def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
         return UserTrainEvaluator(make_space(cfg), load_task_data(cfg), cfg.child, train)
     from rlnas.evaluators.keras_child import KerasEvaluator
 
-    return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child)
+    measure = [o.metric for o in cfg.search.parsed_objectives]  # latency_ms, tflite_bytes
+    return KerasEvaluator(make_space(cfg), load_task_data(cfg), cfg.child, measure)
 
 
 def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:

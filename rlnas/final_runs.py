@@ -34,6 +34,7 @@ from rlnas.factory import make_space
 from rlnas.final import FinalData, check_test_time_views, final_data, predict, score
 from rlnas.tasks import load_task
 from rlnas.tracking.final_recorder import FinalRecorder
+from rlnas.tracking.front import read_front
 from rlnas.tracking.models import (
     ENSEMBLE,
     ChildRecord,
@@ -65,18 +66,31 @@ class Plan:
     """Registered model name of the final models."""
 
 
-def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Plan:
-    """Check the store, the run, the config, the data and every architecture."""
+def prepare(
+    run_id: str,
+    overrides: list[str],
+    uri_arg: str | None = None,
+    *,
+    pareto: bool = False,
+    max_latency_ms: float | None = None,
+) -> Plan:
+    """Check the store, the run, the config, the data and every architecture.
+
+    ``pareto``: retrain the members of the search's Pareto front instead of the top k;
+    ``max_latency_ms``: only the front's most accurate member within that latency."""
     uri, client = open_store(uri_arg)
     search = read_search(client, run_id, uri)
     cfg = search_config(search, overrides)
-    top = list(search.children[: cfg.final.top_k])
+    if pareto or max_latency_ms is not None:
+        top = front_children(client, search, cfg, max_latency_ms)
+    else:
+        top = list(search.children[: cfg.final.top_k])
     if cfg.final.ensemble and len(top) < 2:
         raise ConfigError(
             f"final.ensemble: search {run_id} has {len(top)} completed architecture; an "
             "ensemble needs at least 2."
         )
-    if len(top) < cfg.final.top_k:
+    if len(top) < cfg.final.top_k and not pareto and max_latency_ms is None:
         log.warning("search %s has %d completed architectures; retraining all", run_id, len(top))
     task = load_task(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
@@ -92,6 +106,46 @@ def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Pl
     name = cfg.final.model_name or f"rlnas-{cfg.task.name}-{cfg.space}"
     data = final_data(task, cfg.final, seed=cfg.seed)
     return Plan(uri, client, search, cfg, data, members, name)
+
+
+def front_children(
+    client: MlflowClient, search: SearchRecord, cfg: Config, max_latency_ms: float | None
+) -> list[ChildRecord]:
+    """The children on the search's front (``pareto_front.json``), best first; with
+    ``max_latency_ms`` the most accurate one whose latency objective is within it."""
+    flag = "--pareto" if max_latency_ms is None else "--max-latency-ms"
+    objectives = cfg.search.parsed_objectives
+    if not objectives:
+        raise ConfigError(
+            f"{flag}: search {search.run_id} optimised one objective (search.objectives is "
+            "empty), so it has no front; use --top-k."
+        )
+    rows = read_front(client, search.run_id)
+    if max_latency_ms is not None:
+        rows = [_within(rows, objectives, max_latency_ms, search.run_id)]
+    by_run = {c.run_id: c for c in search.children}
+    return [by_run[r["run_id"]] for r in rows if r.get("run_id") in by_run]
+
+
+def _within(rows: list[dict], objectives, budget: float, run_id: str) -> dict:
+    """The front row with the best first maximised objective and latency <= ``budget``."""
+    latency = [o.name for o in objectives if o.name.partition(":")[0] == "latency"]
+    if not latency:
+        raise ConfigError(
+            f"--max-latency-ms: search {run_id} has no latency objective (its objectives: "
+            f"{', '.join(o.name for o in objectives)})."
+        )
+    if not (budget > 0 and np.isfinite(budget)):
+        raise ConfigError(f"--max-latency-ms: expected a number of ms > 0, got {budget!r}.")
+    score = next(o.name for o in objectives if o.maximize)
+    fits = [r for r in rows if r["objectives"][latency[0]] <= budget]
+    if not fits:
+        fastest = min(r["objectives"][latency[0]] for r in rows)
+        raise ConfigError(
+            f"--max-latency-ms: no member of the front of search {run_id} is within "
+            f"{budget:g} ms; the fastest takes {fastest:.4g} ms."
+        )
+    return max(fits, key=lambda r: r["objectives"][score])
 
 
 def execute(plan: Plan, progress: steps.Progress | None = None) -> dict[str, Any]:

@@ -20,14 +20,18 @@ The REINFORCE controller needs one number per child; a :class:`Scalarizer` makes
   ``alpha = 0, beta = -1`` (free below the target, sharply penalised above it).
 * ``chebyshev`` / ``linear``: a weight vector drawn from a flat Dirichlet per controller
   batch (:meth:`Scalarizer.new_weights`) over objectives normalised to [0, 1] (1 = best).
+* ``dominance``: minus the number of children told so far that dominate this one, plus half
+  its Chebyshev value as a tie-break (< 1, so it never overturns a domination count): a
+  reward whose order does not change with the batch's weights, so the controller's
+  quantile advantage and elite replay compare like with like across batches.
 
 Default (:func:`default_method`): ``mnasnet-soft`` when some objective has a target (the user
-named a budget and wants the best model near it, as MnasNet), otherwise ``chebyshev`` (the
-user wants the front). Chebyshev rather than linear because a weighted sum only reaches the
-points on the convex hull of the front, while the (augmented) Chebyshev distance to the ideal
-point reaches every Pareto-optimal point (Miettinen 1999); drawing a fresh weight vector per
-batch is ParEGO's recipe (Knowles 2006), so successive batches pull towards different parts
-of the front.
+named a budget and wants the best model near it, as MnasNet), otherwise ``dominance`` (the
+user wants the front). Its primary term does not depend on the batch's weights, so a reward
+means the same in every batch; the Chebyshev tie-break (rather than linear, which only
+reaches the points on the convex hull of the front, while the augmented Chebyshev distance
+to the ideal point reaches every Pareto-optimal point, Miettinen 1999) with a fresh weight
+vector per batch (ParEGO's recipe, Knowles 2006) spreads successive batches along the front.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ PLAIN: dict[str, tuple[str, str, str]] = {
 }
 DEVICE_OBJECTIVES = ("latency", "energy")
 """Objectives that take ``:device`` (HW-NAS-Bench; ``latency`` alone is measured here)."""
-METHODS = ("chebyshev", "linear", "mnasnet-soft", "mnasnet-hard")
+METHODS = ("chebyshev", "linear", "dominance", "mnasnet-soft", "mnasnet-hard")
 MNASNET = {"mnasnet-soft": (-0.07, -0.07), "mnasnet-hard": (0.0, -1.0)}
 """MnasNet's exponents (alpha below or at the target, beta above it)."""
 
@@ -178,8 +182,8 @@ def parse_objectives(
 
 
 def default_method(objectives: Sequence[Objective]) -> str:
-    """``mnasnet-soft`` when some objective has a target, else ``chebyshev``."""
-    return "mnasnet-soft" if any(o.target is not None for o in objectives) else "chebyshev"
+    """``mnasnet-soft`` when some objective has a target, else ``dominance``."""
+    return "mnasnet-soft" if any(o.target is not None for o in objectives) else "dominance"
 
 
 class Scalarizer:
@@ -216,6 +220,9 @@ class Scalarizer:
         self.rho = float(rho)
         self.rng = np.random.default_rng(seed)
         self.weights = self.new_weights()
+        self.archive: list[np.ndarray] = []
+        """Values told so far (``dominance``), in minimisation form."""
+        self._signs = np.array([-1.0 if o.maximize else 1.0 for o in self.objectives])
 
     def new_weights(self) -> np.ndarray:
         """Draw the weight vector for the next controller batch (flat Dirichlet)."""
@@ -235,7 +242,14 @@ class Scalarizer:
         gap = self.weights * (1.0 - g)
         if self.method == "linear":
             return float(np.sum(self.weights * g))
-        return float(1.0 - gap.max() - self.rho * gap.sum())
+        chebyshev = float(1.0 - gap.max() - self.rho * gap.sum())
+        if self.method != "dominance":
+            return chebyshev
+        p = v * self._signs
+        seen = np.array(self.archive).reshape(len(self.archive), len(v))
+        dominated_by = int(np.sum(np.all(seen <= p, axis=1) & np.any(seen < p, axis=1)))
+        self.archive.append(p)
+        return float(-dominated_by + 0.5 * chebyshev)
 
     def normalise(self, v: np.ndarray) -> np.ndarray:
         """Each value mapped to [0, 1], 1 the best end of its range."""
@@ -267,6 +281,7 @@ class Scalarizer:
             "weights": self.weights.tolist(),
             "low": self.low.tolist(),
             "high": self.high.tolist(),
+            "archive": [a.tolist() for a in self.archive],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -274,6 +289,7 @@ class Scalarizer:
         self.weights = np.asarray(state["weights"], np.float64)
         self.low = np.asarray(state["low"], np.float64)
         self.high = np.asarray(state["high"], np.float64)
+        self.archive = [np.asarray(a, np.float64) for a in state.get("archive", [])]
 
 
 def _check_mnasnet(objectives: Sequence[Objective], method: str) -> None:

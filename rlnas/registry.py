@@ -62,12 +62,23 @@ def _rea(cfg: Config, space: Space) -> Strategy:
     return RegularizedEvolution(space, cfg.evolution, seed=cfg.seed, unique=cfg.search.unique)
 
 
+def _nsga(cfg: Config, space: Space) -> Strategy:
+    from rlnas.strategies.evolution import EvolutionConfig
+    from rlnas.strategies.nsga import NsgaEvolution
+
+    evolution = None if cfg.evolution == EvolutionConfig() else cfg.evolution  # nsga's own
+    return NsgaEvolution(
+        space, cfg.search.parsed_objectives, evolution, seed=cfg.seed, unique=cfg.search.unique
+    )
+
+
 SPACES: dict[str, Callable[[Config, TaskSpec], Space]] = {"layers": _layers, "nasnet": _nasnet}
 """Built-in Keras spaces by name (``nb201`` is a table's space: see :mod:`rlnas.factory`)."""
 STRATEGIES: dict[str, Callable[[Config, Space], Strategy]] = {
     "reinforce": _reinforce,
     "random": _random,
     "rea": _rea,
+    "nsga": _nsga,
 }
 
 

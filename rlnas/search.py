@@ -35,6 +35,7 @@ from rlnas.cache import CachedReward, RewardCache
 from rlnas.entry_points import callable_module
 from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
+from rlnas.objectives import Objective, Scalarizer
 from rlnas.strategies.base import SpaceExhausted, Strategy
 from rlnas.trial import Outcome, Trial, TrialState
 
@@ -80,6 +81,15 @@ class Search:
 
     ``checkpoint`` saves the state after every finished child; ``preload`` (called once,
     after ``search_started``) returns rewards of earlier searches for the cache.
+
+    ``objectives`` (two or more) make it a multi-objective search. Every trial keeps its
+    reward and all its metrics, the raw objective values among them; a
+    :attr:`~rlnas.strategies.base.Strategy.multi_objective` strategy (nsga) is told them,
+    any other is told one number, ``scalarizer(values)``
+    (:class:`~rlnas.objectives.Scalarizer` with method ``scalarization``), whose Chebyshev or
+    linear weight vector is drawn afresh after each controller update, so that every
+    controller batch pulls towards one direction of the front. A child whose objectives are
+    not all finite (a device the table has no value for) is told as a failed child.
     """
 
     strategy: Strategy
@@ -90,8 +100,15 @@ class Search:
     observers: Sequence[Observer] = ()
     checkpoint: Saver | None = None
     preload: Callable[[Search], Mapping[str, CachedReward]] | None = None
+    objectives: Sequence[Objective] = ()
+    scalarization: str | None = None
 
     def __post_init__(self) -> None:
+        self.objectives = tuple(self.objectives)
+        self.scalarizer: Scalarizer | None = None
+        """Makes one reward of the objectives for a strategy that is not multi-objective."""
+        if self.objectives and not self.strategy.multi_objective:
+            self.scalarizer = Scalarizer(self.objectives, self.scalarization, seed=self.seed)
         self.trials: list[Trial] = []
         self.updates: list[tuple[float, dict[str, float]]] = []
         """Every controller update: (time, metrics), so that it can be recorded again."""
@@ -232,11 +249,14 @@ class Search:
             "stopped": self._stop,
             "message": self._message,
             "strategy": self.strategy.state_dict(),
+            "scalarizer": None if self.scalarizer is None else self.scalarizer.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state_dict` (before :meth:`run`)."""
         self.strategy.load_state_dict(state["strategy"])
+        if self.scalarizer is not None and state.get("scalarizer"):
+            self.scalarizer.load_state_dict(state["scalarizer"])
         self.trials = [Trial.from_dict(d) for d in state["trials"]]
         self._records = {}
         self.strategy.mark_seen(t.architecture for t in self.trials)
@@ -332,15 +352,18 @@ class Search:
     def _after(self, trial: Trial) -> None:
         self._account(trial)
         if trial.state is TrialState.COMPLETE:
-            reward: float | None = trial.reward
             self._consecutive_failures = 0
         else:
-            reward = self.failures.reward
             self._consecutive_failures += 1
             log.warning(
                 "child %d failed (%s): %s", trial.number, trial.failure_reason, trial.message
             )
-        update = self.strategy.tell(trial.sample, reward)
+        if self.strategy.multi_objective:
+            update = self.strategy.tell(trial.sample, self._told(trial), dict(trial.metrics))
+        else:  # also a strategy written before tell took metrics
+            update = self.strategy.tell(trial.sample, self._told(trial))
+        if update and self.scalarizer is not None:
+            self.scalarizer.new_weights()  # the next controller batch, a new direction
         if update:
             self.updates.append((time.time(), dict(update)))
         self._save()  # the state first: a crash after this never loses or repeats the child
@@ -352,6 +375,18 @@ class Search:
                 f"{self._consecutive_failures} children failed in a row (search.max_failures="
                 f"{self.failures.max_consecutive}); last failure: {trial.message}"
             )
+
+    def _told(self, trial: Trial) -> float | None:
+        """The reward the strategy is told for a finished trial."""
+        failed = None if self.strategy.multi_objective else self.failures.reward
+        if trial.state is not TrialState.COMPLETE:
+            return failed
+        if self.scalarizer is None:
+            return trial.reward
+        values = self.scalarizer.values(trial.reward, trial.metrics)
+        if not np.all(np.isfinite(values)):
+            return failed
+        return self.scalarizer(values)
 
     def _account(self, trial: Trial) -> None:
         """Count a finished trial against the budget and remember completed rewards."""

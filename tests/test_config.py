@@ -36,7 +36,7 @@ def write(tmp_path, text: str):
         ),
         (
             "strategy: reinforc",
-            "`strategy`: expected one of reinforce, random, rea, or an import path "
+            "`strategy`: expected one of reinforce, random, rea, nsga, or an import path "
             "package.module:Class, got 'reinforc'. Did you mean `reinforce`?",
         ),
         ("layers: {filters: []}", "`layers.filters`: expected a non-empty list, got []."),

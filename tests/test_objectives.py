@@ -79,7 +79,7 @@ def test_value_reads_reward_or_metric():
 
 
 def test_default_method():
-    assert default_method(parse_objectives(["accuracy", "latency:pixel3"])) == "chebyshev"
+    assert default_method(parse_objectives(["accuracy", "latency:pixel3"])) == "dominance"
     assert default_method(parse_objectives(["accuracy", "latency:pixel3<=5"])) == "mnasnet-soft"
 
 
@@ -165,3 +165,18 @@ def test_state_round_trip():
     b.load_state_dict(a.state_dict())
     assert np.allclose(a.new_weights(), b.new_weights())
     assert a([0.7, 5.0]) == b([0.7, 5.0])
+
+
+def test_dominance_counts_the_children_that_dominate_whatever_the_weights():
+    objs = parse_objectives(["accuracy", "latency:pixel3"])
+    for seed in range(5):  # every weight vector gives the same order across dominance counts
+        s = Scalarizer(objs, "dominance", seed=seed)
+        first = s([0.9, 2.0])  # nothing told before: dominated by none
+        worse = s([0.8, 3.0])  # dominated by the first
+        worst = s([0.7, 4.0])  # dominated by both
+        other = s([0.95, 5.0])  # on the front again
+        assert -1 < worse < 0 and -2 < worst < -1 and first >= 0 and other >= 0
+        state = s.state_dict()
+        again = Scalarizer(objs, "dominance", seed=seed)
+        again.load_state_dict(state)
+        assert again([0.6, 6.0]) == s([0.6, 6.0])  # the archive is part of the state

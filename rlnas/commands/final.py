@@ -31,6 +31,18 @@ def register(subparsers) -> None:
     p.add_argument("run_id", metavar="RUN_ID", help="the search's MLflow parent run id")
     p.add_argument("--top-k", type=int, metavar="K", help="architectures to retrain (final.top_k)")
     p.add_argument("--epochs", type=int, metavar="E", help="training epochs (final.epochs)")
+    p.add_argument(
+        "--pareto",
+        action="store_true",
+        help="retrain the members of the search's Pareto front (a multi-objective search)",
+    )
+    p.add_argument(
+        "--max-latency-ms",
+        type=float,
+        metavar="MS",
+        help="retrain the front's most accurate member within this latency (needs a latency "
+        "objective)",
+    )
     p.add_argument("--ensemble", action="store_true", help="also evaluate their average")
     p.add_argument(
         "--weighted",
@@ -82,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
     longer, evaluate each once on the test split, and log and register the models in MLflow."""
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
-    plan = prepare(args.run_id, flag_overrides(args), args.uri)
+    plan = prepare(
+        args.run_id,
+        flag_overrides(args),
+        args.uri,
+        pareto=args.pareto,
+        max_latency_ms=args.max_latency_ms,
+    )
     summary = execute(plan, progress=lambda line: print(line, file=sys.stderr, flush=True))
     if args.summary:
         path = Path(args.summary)

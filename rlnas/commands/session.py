@@ -103,6 +103,8 @@ def prepare(
         observers=[tracker] + ([bar] if bar else []),
         checkpoint=checkpoint,
         preload=tracker.earlier_rewards if s.cache_across_searches else None,
+        objectives=s.parsed_objectives,
+        scalarization=s.scalarization,
     )
     if resume is not None:
         _load(search, tracker, bar, *resume)

@@ -8,10 +8,11 @@ and checked against Keras before any child trains (:func:`check_metric`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from rlnas.errors import ConfigError, FieldError, did_you_mean, require
+from rlnas.evaluators.latency import LatencyConfig
 from rlnas.rules import Range, check_fields
 
 METRICS: dict[str, tuple[str, str]] = {
@@ -73,6 +74,9 @@ class ChildConfig:
     keep_weights: bool = False
     """Keep the trained weights of each child that is the best so far (in its MLflow run,
     ``weights.weights.h5``), so the best model comes back trained without a retrain."""
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    """How ``latency_ms`` is measured when ``search.objectives`` names ``latency`` (batch 1,
+    median of ``runs`` after ``warmup``; :mod:`rlnas.evaluators.latency`)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

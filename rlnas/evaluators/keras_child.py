@@ -31,6 +31,7 @@ import logging
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 
 import keras
@@ -38,6 +39,7 @@ import numpy as np
 
 from rlnas.config import ChildConfig
 from rlnas.errors import ChildFailure, SpaceError
+from rlnas.evaluators import latency
 from rlnas.evaluators.config import check_metric, reward_metric
 from rlnas.keras_build import batches, build_model, compile_model
 from rlnas.keras_build.batchnorm import recalibrate_batch_norm
@@ -115,7 +117,9 @@ class _Validate(keras.callbacks.Callback):
 class KerasEvaluator:
     """Evaluates architectures of ``space`` by training Keras children on ``data``."""
 
-    def __init__(self, space: Space, data: TaskData, child: ChildConfig) -> None:
+    def __init__(
+        self, space: Space, data: TaskData, child: ChildConfig, measure: Sequence[str] = ()
+    ) -> None:
         check_metric(child, data.spec.task)
         self.space = space
         self.data = data
@@ -123,6 +127,8 @@ class KerasEvaluator:
         names = metric_names(data.spec, child.metric_name)
         self.curves = ("loss", *names, "val_loss", *(f"val_{m}" for m in names))
         """The per-epoch figures a child reports (its history and final metrics)."""
+        self.measure = tuple(m for m in measure if m in latency.MEASURED)
+        """Cost metrics to measure on each trained child (``latency_ms``, ``tflite_bytes``)."""
         if child.mixed_precision:  # this process's children compute in float16 from now on
             keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
@@ -151,6 +157,8 @@ class KerasEvaluator:
                 "data": digest.hexdigest(),
                 "child": _child_settings(self.child),
             }
+            if self.measure:  # what a child's metrics hold, not its reward
+                payload.update(measure=self.measure, latency=asdict(self.child.latency))
             text = json.dumps(payload, sort_keys=True, default=str)
             self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._fingerprint
@@ -207,6 +215,7 @@ class KerasEvaluator:
             mmacs = multiply_adds(model) / 1e6
             summary = summary_text(model)
             weights = weights_bytes(model) if self.child.keep_weights else None
+            costs = latency.measure(model, self.measure, self.child.latency, seed)
         finally:
             model = history = None  # also when a failure's traceback keeps this frame alive
         value = final[self.child.metric]
@@ -215,6 +224,7 @@ class KerasEvaluator:
         else:
             reward = value if self.child.maximise else -value
         metrics = {**final, "params": float(params), "mmacs": mmacs, "train_seconds": seconds}
+        metrics.update(costs)
         log.debug("child %d: reward %.4f in %.1fs", number, reward, seconds)
         return Outcome(
             reward=float(reward),
@@ -294,6 +304,7 @@ def _child_settings(child: ChildConfig) -> dict:
     existed keep their fingerprints (``keep_weights`` never changes a reward)."""
     settings = asdict(child)
     settings.pop("keep_weights", None)
+    settings.pop("latency", None)  # in the fingerprint only when measured (see fingerprint)
     for key in ("mixed_precision", "train"):
         if not settings.get(key):
             settings.pop(key, None)

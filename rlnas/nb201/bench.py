@@ -204,7 +204,7 @@ def run_bench(config: Config, settings: BenchSettings) -> tuple[Result, dict[str
     else:
         order = [seeds[k::workers] for k in range(workers)]
         ctx = multiprocessing.get_context("spawn")  # a clean interpreter, whatever the caller
-        with _single_threaded_children(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with single_threaded_children(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             parts = list(pool.map(_worker, [(config, settings, s) for s in order]))
     by_seed: dict[str, dict[int, dict[str, tuple[float, int]]]] = {}
     walls: dict[str, float] = {}
@@ -216,7 +216,7 @@ def run_bench(config: Config, settings: BenchSettings) -> tuple[Result, dict[str
 
 
 @contextlib.contextmanager
-def _single_threaded_children():
+def single_threaded_children():
     """One BLAS thread per worker process (set before they start; the user's setting wins):
     the controller's matrices are tiny, and threads of several processes would compete."""
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -8,15 +8,22 @@ test accuracy). It is a benchmark of search strategies, not a model-selection pr
 cost = 12 x the cell's per-epoch training time: what the paper's 12-epoch proxy costs, so
 that a budget in (simulated) seconds means what it meant in the paper (12,000 s is about
 55 children on CIFAR-10).
+
+With ``hw`` (pairs of HW-NAS-Bench device and ``latency``/``energy``, from
+``search.objectives``) each look-up also returns those values as metrics
+``hw_{device}_latency_ms`` / ``hw_{device}_energy_mj`` (CIFAR-10 input size; NaN where
+HW-NAS-Bench has no measurement, e.g. the Edge TPU for 4,699 cells).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from rlnas.errors import ChildFailure, require_one_of
+from rlnas.hw_table import check_device, load_hw_table
 from rlnas.nb201.table import load_table
 from rlnas.nb201.vocabulary import DATASETS, EDGES, OPS, arch_str
+from rlnas.objectives import hw_metric_key
 from rlnas.trial import Outcome
 
 PROXY_EPOCHS = 12
@@ -35,12 +42,17 @@ class Nb201Evaluator:
     >>> ev.evaluate({e: "nor_conv_3x3" for e in EDGES}, seed=0, number=0).reward  # doctest: +SKIP
     """
 
-    def __init__(self, dataset: str = "cifar10") -> None:
+    def __init__(self, dataset: str = "cifar10", hw: Sequence[tuple[str, str]] = ()) -> None:
         require_one_of("task.dataset", dataset, DATASETS)
         self.dataset = dataset
         self.table = load_table()  # read and checked here, before any search starts
         self._acc = self.table.test_acc[dataset]
         self._cost = self.table.epoch_seconds[dataset] * PROXY_EPOCHS
+        self.hw = tuple(hw)
+        for device, metric in self.hw:
+            check_device(device, metric, field="search.objectives")
+        table = load_hw_table() if self.hw else None
+        self._hw = {hw_metric_key(d, m): table.column(d, m) for d, m in self.hw} if table else {}
 
     def fingerprint(self) -> str:
         return f"nb201-table/{self.dataset}/test_acc-200ep/cost-{PROXY_EPOCHS}x-epoch"
@@ -65,7 +77,12 @@ class Nb201Evaluator:
         cost = float(self._cost[row])
         return Outcome(
             reward=acc,
-            metrics={"test_accuracy": acc, "nb201_index": float(row), "cost_seconds": cost},
+            metrics={
+                "test_accuracy": acc,
+                "nb201_index": float(row),
+                "cost_seconds": cost,
+                **{key: float(column[row]) for key, column in self._hw.items()},
+            },
             cost=cost,
             texts={"nb201_arch.txt": arch_str(tuple(str(architecture[e]) for e in EDGES))},
         )

@@ -126,6 +126,9 @@ class Strategy(ABC):
     """Whether :meth:`reset` is implemented."""
     can_save: ClassVar[bool] = False
     """Whether the strategy has a policy that :mod:`rlnas.zoo` can save (REINFORCE)."""
+    multi_objective: ClassVar[bool] = False
+    """Whether :meth:`tell` ranks the objectives' values itself (nsga); otherwise a
+    multi-objective search tells the strategy one scalarised reward."""
     _step = 0
 
     def __init__(self, space: Space, *, seed: int = 0, unique: bool = True) -> None:
@@ -139,8 +142,15 @@ class Strategy(ABC):
         """Propose the next child."""
 
     @abstractmethod
-    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
-        """Report a child's reward (``None``: the child failed and teaches nothing).
+    def tell(
+        self,
+        sample: Sample,
+        reward: float | None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Mapping[str, float] | None:
+        """Report a child's reward (``None``: the child failed and teaches nothing) and its
+        metrics (what the evaluator measured; only a :attr:`multi_objective` strategy reads
+        them, the others learn from ``reward`` alone).
 
         Returns the update's metrics when this call triggered a learning update.
         """

@@ -102,7 +102,12 @@ class RegularizedEvolution(Strategy):
 
         return self.space.sample(choose)[0]
 
-    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+    def tell(
+        self,
+        sample: Sample,
+        reward: float | None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Mapping[str, float] | None:
         if reward is None:  # a failed child does not join the population
             return None
         self.population.append((sample, float(reward)))

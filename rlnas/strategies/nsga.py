@@ -57,6 +57,7 @@ class NsgaEvolution(RegularizedEvolution):
     """Aging evolution whose tournament uses Pareto rank, then crowding distance."""
 
     name = "nsga"
+    multi_objective = True
 
     def __init__(
         self,

@@ -22,7 +22,12 @@ class RandomSearch(Strategy):
     def ask(self) -> Sample:
         return self._draw(self._random_choice)
 
-    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+    def tell(
+        self,
+        sample: Sample,
+        reward: float | None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Mapping[str, float] | None:
         return None
 
     def reset(self, seed: int) -> None:

@@ -243,7 +243,12 @@ class ReinforceController(Strategy):
         return self.policy.greedy(self.temperature)
 
     # -- learning --------------------------------------------------------------------------
-    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+    def tell(
+        self,
+        sample: Sample,
+        reward: float | None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Mapping[str, float] | None:
         if reward is None:  # a failed child without a configured reward teaches nothing
             return None
         reward = float(reward)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rlnas import plots
+from rlnas.tracking import front
 from rlnas.tracking.records import log_batch
 from rlnas.trial import TrialState
 
@@ -99,6 +100,7 @@ def log_results(
             Path(tmp, "best_architecture.json").write_text(json.dumps(best, indent=1))
         for writer in writers:
             writer.write_artifacts(Path(tmp), search, result, run_id=run_id, task=task)
+        pareto = front.final_record(search, child_runs, Path(tmp)) if search.objectives else {}
         client.log_artifacts(run_id, tmp)
     metrics = {
         f"search/{k}": float(evaluated[k])
@@ -109,4 +111,6 @@ def log_results(
     tags = {"rlnas.stopped": result.stopped, "rlnas.message": result.message[:5000]}
     if evaluated["best_run_id"]:
         tags["rlnas.best_run_id"] = evaluated["best_run_id"]
-    log_batch(client, run_id, metrics=metrics, tags=tags, timestamp=timestamp)
+    metrics.update(pareto.get("metrics", {}))
+    params = pareto.get("params", {})
+    log_batch(client, run_id, metrics=metrics, params=params, tags=tags, timestamp=timestamp)

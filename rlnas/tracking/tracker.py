@@ -35,7 +35,7 @@ import rlnas
 from rlnas import plots
 from rlnas.config import Config, to_dict
 from rlnas.errors import TrackingError
-from rlnas.tracking import history, results
+from rlnas.tracking import front, history, results
 from rlnas.tracking.outbox import Outbox, transient
 from rlnas.tracking.records import ChildRuns, describe_run, log_batch
 from rlnas.tracking.results import ArtifactWriter
@@ -207,7 +207,7 @@ class MLflowTracker:
         self._updates += 1
         step = int(metrics.get("controller/step", self._updates))
         stamp = search.updates[-1][0] if search.updates else time.time()
-        self.outbox.put("update", dict(metrics), step, stamp)
+        self.outbox.put("update", front.with_hypervolume(search, metrics), step, stamp)
         self._writer.kick()
 
     def search_finished(self, search: Search, result: SearchResult) -> None:
@@ -334,7 +334,7 @@ class MLflowTracker:
 
     def summary(self, result: SearchResult) -> dict[str, Any]:
         """What ``--summary`` writes: where the run is and what the search found."""
-        return results.summary(
+        out = results.summary(
             result,
             run_id=self.run_id,
             tracking_uri=self.tracking_uri,
@@ -343,6 +343,10 @@ class MLflowTracker:
             status=self.status,
             child_runs=self.child_runs,
         )
+        pareto = front.summary_front(self._search, self.child_runs)
+        if pareto is not None:
+            out["front"] = pareto
+        return out
 
     def _logged_config(self) -> dict[str, Any] | None:
         """The resolved config as logged: plain data, no password in the tracking URI."""
