@@ -191,7 +191,10 @@ def document_fields(cls: type, prefix: str = "") -> tuple[FieldDoc, ...]:
     out = []
     for f in dataclasses.fields(cls):
         hint = hints.get(f.name, f.type)
-        if _section_class(f, hint) is not None:
+        nested = _section_class(f, hint)
+        if nested is not None:
+            if prefix:  # a sub-section (``child.latency``): its keys in place
+                out.extend(document_fields(nested, prefix + yaml_key(f.name) + "."))
             continue
         default = _default(f)
         out.append(
