@@ -13,11 +13,8 @@ done and in flight, the counters), and the checkpoint saves it after every finis
 *before* the observers record that child, so a crash can never leave a child recorded in
 MLflow but missing from the state.
 
-What a resumed search repeats exactly: with the inline executor, everything (the same
-children in the same order with the same rewards). With parallel executors the children
-that were in flight are re-run with the same architecture and seed, and a strategy whose
-asks do not depend on rewards (random search) proposes the same children; a learning
-strategy sees rewards in arrival order, which varies from run to run, resumed or not.
+What repeats exactly (the inline executor: everything; parallel ones: see the README's
+"What repeats exactly") is tested in ``tests/test_reproducible.py``.
 """
 
 from __future__ import annotations
@@ -36,10 +33,13 @@ from rlnas.entry_points import callable_module
 from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
 from rlnas.objectives import Objective, Scalarizer
+from rlnas.search_result import SearchResult
 from rlnas.strategies.base import SpaceExhausted, Strategy
 from rlnas.trial import Outcome, Trial, TrialState
 
 log = logging.getLogger("rlnas.search")
+
+__all__ = ["FINISHED", "Budget", "FailurePolicy", "Observer", "Saver", "Search", "SearchResult"]
 
 FINISHED = ("budget", "exhausted", "converged")
 """Ways a search ends normally; an ``interrupted`` or ``aborted`` one can be resumed."""
@@ -60,19 +60,6 @@ class Saver(Protocol):
     ``release()``, if it has one, is called when the search stops running."""
 
     def save(self, search: Search, result: SearchResult | None = None) -> None: ...
-
-
-@dataclass
-class SearchResult:
-    trials: list[Trial]
-    best: Trial | None
-    wall_seconds: float
-    stopped: str  # budget | exhausted | converged | aborted | interrupted
-    message: str = ""
-
-    @property
-    def failed(self) -> int:
-        return sum(t.state is TrialState.FAILED for t in self.trials)
 
 
 @dataclass
