@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from rlnas.commands import add_command
-from rlnas.config import TrackingConfig, dump_yaml, load_config, to_dict
+from rlnas.config import Config, TrackingConfig, dump_yaml, load_config, to_dict
 from rlnas.errors import ConfigError, require, require_one_of
 from rlnas.nb201.bench import BenchSettings, format_table, run_bench
 from rlnas.nb201.evaluator import PROTOCOL_NOTE
@@ -148,14 +148,7 @@ def run_nb201(args: argparse.Namespace) -> int:
     results, walls = run_bench(cfg, settings)
     wall = time.perf_counter() - start
     table = format_table(results, settings)
-    print(table)
-    print(
-        f"wall {wall:.1f} s; per strategy (process seconds): "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in walls.items())
-    )
-    if out is not None:
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results written to {out}")
+    _print_results(table, wall, walls, results, out)
     if uri is not None:
         run_id = log_bench(uri, args.experiment, cfg, settings, results, table, walls, wall)
         print(f"MLflow run {run_id} in {uri} (experiment {args.experiment!r})")
@@ -229,6 +222,16 @@ def run_multi_objective(args: argparse.Namespace, config_path: Path) -> int:
     results, walls, problem = run_mo_bench(cfg, strategies, budgets, seeds, args.workers)
     wall = time.perf_counter() - start
     table = format_mo_table(results, problem, budgets, args.seeds)
+    _print_results(table, wall, walls, results, out)
+    if uri is not None:
+        _log_mo(uri, args, cfg, specs, strategies, (budgets, problem, results, table, wall))
+    return 0
+
+
+def _print_results(
+    table: str, wall: float, walls: dict[str, float], results: object, out: Path | None
+) -> None:
+    """The comparison on stdout (and as JSON in ``out``, when given)."""
     print(table)
     print(
         f"wall {wall:.1f} s; per strategy (process seconds): "
@@ -236,28 +239,39 @@ def run_multi_objective(args: argparse.Namespace, config_path: Path) -> int:
     )
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n")
-    if uri is not None:
-        params = {
-            "bench.objectives": ",".join(specs),
-            "bench.reference_point": ",".join(f"{v:.6g}" for v in problem.reference),
-            "bench.strategies": ",".join(strategies),
-            "bench.seeds": str(args.seeds),
-            "bench.budgets": ",".join(f"{b}q" for b in budgets),
-        }
-        metrics = {"bench/wall_seconds": wall}
-        for name, per in results.items():
-            for label, r in per.items():
-                metrics[f"{name}/{label}/hypervolume_mean"] = r["mean"]
-                metrics[f"{name}/{label}/hypervolume_std"] = r["std"]
-        run_id = log_bench_run(
-            uri,
-            args.experiment,
-            run_name="bench-nb201-multi-objective",
-            tags={"rlnas.kind": "bench", "rlnas.benchmark": "nb201-multi-objective"},
-            params=params,
-            metrics=metrics,
-            dicts={"results.json": results},
-            texts={"table.md": table + "\n", "config.yaml": dump_yaml(cfg)},
-        )
-        print(f"MLflow run {run_id} in {uri} (experiment {args.experiment!r})")
-    return 0
+        print(f"results written to {out}")
+
+
+def _log_mo(
+    uri: str,
+    args: argparse.Namespace,
+    cfg: Config,
+    specs: list[str],
+    strategies: list[str],
+    measured: tuple,
+) -> None:
+    """The multi-objective comparison as one MLflow run (params, metrics, the table)."""
+    budgets, problem, results, table, wall = measured
+    params = {
+        "bench.objectives": ",".join(specs),
+        "bench.reference_point": ",".join(f"{v:.6g}" for v in problem.reference),
+        "bench.strategies": ",".join(strategies),
+        "bench.seeds": str(args.seeds),
+        "bench.budgets": ",".join(f"{b}q" for b in budgets),
+    }
+    metrics = {"bench/wall_seconds": wall}
+    for name, per in results.items():
+        for label, r in per.items():
+            metrics[f"{name}/{label}/hypervolume_mean"] = r["mean"]
+            metrics[f"{name}/{label}/hypervolume_std"] = r["std"]
+    run_id = log_bench_run(
+        uri,
+        args.experiment,
+        run_name="bench-nb201-multi-objective",
+        tags={"rlnas.kind": "bench", "rlnas.benchmark": "nb201-multi-objective"},
+        params=params,
+        metrics=metrics,
+        dicts={"results.json": results},
+        texts={"table.md": table + "\n", "config.yaml": dump_yaml(cfg)},
+    )
+    print(f"MLflow run {run_id} in {uri} (experiment {args.experiment!r})")
