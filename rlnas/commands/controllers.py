@@ -29,8 +29,7 @@ from rlnas.space import Space
 from rlnas.tracking.store import download_artifacts, open_store
 
 ROOT_HELP = (
-    "folder of saved controllers (default: ./controllers, then the controllers shipped "
-    "with rlnas)"
+    "folder of saved controllers (default: ./controllers, then the controllers shipped with rlnas)"
 )
 
 

@@ -22,6 +22,7 @@ import yaml
 
 from rlnas.config import Config, apply_override, from_dict
 from rlnas.errors import ConfigError, SpaceError, TrackingError
+from rlnas.tracking.conventions import INACTIVE
 from rlnas.tracking.store import first_line, redact
 
 if TYPE_CHECKING:
@@ -187,9 +188,9 @@ def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
     """The decision values of ``child`` (params are strings; the space knows the types)."""
     values: dict[str, Any] = {}
     for decision in space.signature:
-        if decision.name not in child.params:
-            continue
-        text = child.params[decision.name]
+        text = child.params.get(decision.name)
+        if text is None or (text == INACTIVE and INACTIVE not in decision.choices):
+            continue  # a decision that did not apply to this child
         for choice in decision.choices:
             if (choice if isinstance(choice, str) else json.dumps(choice)) == text:
                 values[decision.name] = choice
