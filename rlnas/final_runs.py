@@ -39,7 +39,9 @@ from rlnas.tracking.models import (
     ChildRecord,
     SearchRecord,
     decode_decisions,
+    get_run,
     read_search,
+    resolve_run_id,
     search_config,
 )
 from rlnas.tracking.store import open_store
@@ -68,6 +70,9 @@ class Plan:
 def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Plan:
     """Check the store, the run, the config, the data and every architecture."""
     uri, client = open_store(uri_arg)
+    if run_id.startswith("models:/"):  # a registered final model: retrain its search
+        final = get_run(client, resolve_run_id(client, run_id, uri), uri)
+        run_id = final.data.tags.get("rlnas.search_run_id", final.info.run_id)
     search = read_search(client, run_id, uri)
     cfg = search_config(search, overrides)
     top = list(search.children[: cfg.final.top_k])
@@ -89,7 +94,7 @@ def prepare(run_id: str, overrides: list[str], uri_arg: str | None = None) -> Pl
             training = dataclasses.replace(blueprint.training, augment=cfg.final.augment)
             blueprint = dataclasses.replace(blueprint, training=training)
         members.append((child, decisions, blueprint))
-    name = cfg.final.model_name or f"rlnas-{cfg.task.name}-{cfg.space}"
+    name = cfg.final.model_name or f"rlnas-{steps.task_label(cfg)}-{cfg.space}"
     data = final_data(task, cfg.final, seed=cfg.seed)
     return Plan(uri, client, search, cfg, data, members, name)
 
@@ -134,10 +139,19 @@ def execute(plan: Plan, progress: steps.Progress | None = None) -> dict[str, Any
                 with_files.append(record)
                 if plan.data.x_holdout is not None:
                     holdout_probs.append(np.load(folder / "holdout_probs.npy"))
+        _crown(recorder, plan.model_name, summary["models"])
         if f.ensemble and len(files) >= 2:
             summary["ensemble"] = _ensemble(plan, recorder, files, with_files, holdout_probs, tmp)
     summary["wall_seconds"] = time.time() - started
     return summary
+
+
+def _crown(recorder: FinalRecorder, name: str, models: list[dict[str, Any]]) -> None:
+    """The alias ``champion`` on the best-ranked registered model of this session."""
+    for record in models:  # by rank: the best search reward first
+        if record.get("registered"):
+            recorder.crown(name, record["registered"].rsplit("/", 1)[1])
+            return
 
 
 def _final_model(
@@ -180,6 +194,8 @@ def _final_model(
             architecture={"child": child.number, "hash": child.arch_hash, "decisions": decisions},
             example=data.x_test[:4],
             registered_name=name,
+            metrics=metrics,
+            rank=rank,
         )
     return {
         "rank": rank,
@@ -241,7 +257,11 @@ def _ensemble(
             architecture=None,
             example=plan.data.x_test[:4],
             registered_name=name,
+            metrics=metrics,
+            rank=1,
         )
+        if version is not None:
+            recorder.crown(name, version)
     return {
         "run_id": run_id,
         "kind": "weighted" if cfg.final.weighted else "mean",
