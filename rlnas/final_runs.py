@@ -240,6 +240,7 @@ def _ensemble(
     }
     tags = {"rlnas.space": cfg.space, "rlnas.task": cfg.task.name, "rlnas.members": str(len(files))}
     run_id = recorder.start("final-ensemble", ENSEMBLE, tags=tags, params=params)
+    recorder.log_datasets(run_id, steps.splits(plan.data), steps.task_label(cfg))
     with steps.run_ends_if_it_fails(plan.client, run_id):
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         best = max(r["test_accuracy"] for r in records)

@@ -18,7 +18,9 @@ ids; only :meth:`FinalRecorder.finish` resumes the run in MLflow's fluent API, w
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -121,15 +123,16 @@ class FinalRecorder:
         Returns the model URI and the registered version (``None`` if not registered)."""
         # lazy: MLflow's Keras flavour loads TensorFlow, which only a final run has loaded
         import keras
-        import mlflow.keras
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
 
         # the signature needs shapes and dtypes only: no prediction (and no retracing) for it
         prediction = np.zeros((len(example), *model.outputs[0].shape[1:]), dtype=np.float32)
         requirements = [f"keras=={keras.__version__}", f"tensorflow=={version('tensorflow')}"]
         with _resumed(self.uri, run_id):
-            info = mlflow.keras.log_model(
-                model,
+            info = Model.log(
+                artifact_path=None,
+                flavor=_keras_flavor(),
+                model=model,
                 name="model",
                 signature=infer_signature(example, prediction),
                 input_example=example,
@@ -153,6 +156,18 @@ class FinalRecorder:
         for i in range(0, max(1, len(linked)), 100):
             tags = [RunTag(MODEL_ID_TAG, model_id)] if i == 0 else []
             self.client.log_batch(run_id, metrics=linked[i : i + 100], tags=tags)
+
+
+def _keras_flavor() -> Any:
+    """MLflow's Keras 3 flavour, with the model folder made first: ``mlflow.keras``'s
+    ``save_model`` writes the input example into that folder before creating it."""
+    import mlflow.keras
+
+    def save_model(path: str, **kwargs: Any) -> None:
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+    return types.SimpleNamespace(__name__=mlflow.keras.__name__, save_model=save_model)
 
 
 @contextlib.contextmanager

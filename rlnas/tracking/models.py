@@ -257,11 +257,8 @@ def download_model(client: MlflowClient, run_id: str, dst: str | Path) -> Path:
     try:
         if model_id is None:  # a final run of older rlnas: its own artifact
             return Path(client.download_artifacts(run_id, MODEL_FILE, str(dst)))
-        folder = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_id}",
-            dst_path=str(dst),
-            tracking_uri=client.tracking_uri,
-        )
+        location = client.get_logged_model(model_id).artifact_location
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst))
         return Path(folder, "data", "model" + Path(MODEL_FILE).suffix)
     except Exception as exc:
         what = f"logged model {model_id}" if model_id else f"{MODEL_FILE} artifact"

@@ -36,7 +36,7 @@ import rlnas
 from rlnas import plots
 from rlnas.config import Config, to_dict
 from rlnas.errors import TrackingError
-from rlnas.tracking import conventions, history, results
+from rlnas.tracking import conventions, history, results, view
 from rlnas.tracking.outbox import Outbox, transient
 from rlnas.tracking.records import ChildRuns, describe_run, log_batch
 from rlnas.tracking.results import ArtifactWriter
@@ -195,13 +195,22 @@ class MLflowTracker:
             run_id=self.run_id,
         )
         self.client.update_run(self.run_id, name=name)
+        decisions = [d.name for d in space.signature]
+        share = view.save(self.client, self.experiment_id, space.name, decisions)
         self._children = self._child_runs(search)
         self._open = True
         save = getattr(search, "save", None)
         if save is not None:  # from now on a crash leaves a run that `rlnas resume` continues
             save()
         describe_run(self.client, self.run_id, search, self._logged_config(), logged={})
-        log.info("MLflow parent run %s in %s", self.run_id, self.tracking_uri)
+        log.info(
+            "MLflow parent run %s in %s; its children, best first, in `rlnas ui`: "
+            "#/experiments/%s/runs?viewStateShareKey=%s",
+            self.run_id,
+            self.tracking_uri,
+            self.experiment_id,
+            share,
+        )
 
     def _settings(self, search: Search) -> dict[str, str]:
         return conventions.settings_tags(
