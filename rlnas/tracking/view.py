@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SHARED = "mlflow.sharedViewState."
 """The prefix of the experiment tags MLflow's UI reads shared views from."""
 _SETTINGS = ("rlnas.strategy", "rlnas.controller_from", "rlnas.task")
+_SECTION = "rlnas-reward-by-decisions"
 
 
 def key(space: str) -> str:
@@ -39,10 +40,10 @@ def state(space: str, decisions: Sequence[str]) -> dict:
         "uuid": f"rlnas-parallel-{space}",
         "type": "PARALLEL",
         "runsCountToCompare": 100,
-        "metricSectionId": "",
+        "metricSectionId": _SECTION,
         "deleted": False,
         "isGenerated": False,
-        "selectedParams": list(decisions)[:12],  # more axes than this do not fit the card
+        "selectedParams": list(decisions)[:6],  # more axes than this do not fit the card
         "selectedMetrics": ["reward"],
     }
     return {
@@ -55,6 +56,17 @@ def state(space: str, decisions: Sequence[str]) -> dict:
         "datasetsFilter": [],
         "selectedColumns": columns,
         "compareRunCharts": [chart],
+        "compareRunSections": [
+            {
+                "uuid": _SECTION,
+                "name": "reward by decisions (rlnas)",
+                "display": True,
+                "isReordered": False,
+                "deleted": False,
+                "isGenerated": False,
+            }
+        ],
+        "isAccordionReordered": True,  # our section first; MLflow adds its own below it
         "hideEmptyCharts": True,
     }
 
