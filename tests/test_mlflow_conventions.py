@@ -141,3 +141,54 @@ def test_mlflow_user_follows_mlflow(monkeypatch):
     import getpass
 
     assert conventions.user() == getpass.getuser()
+
+
+def test_each_search_saves_a_ui_view_of_its_spaces_children(store, toy_space, toy_evaluator):
+    import json
+
+    from rlnas.tracking import view
+
+    _, client = store
+    (tracker, _), _ = two_searches(store, toy_space, toy_evaluator(), "view")
+    tags = client.get_experiment(tracker.experiment_id).tags
+    state = json.loads(tags["mlflow.sharedViewState.rlnas-toy"])
+    assert state["orderByKey"] == "metrics.`reward`" and state["orderByAsc"] is False
+    decisions = [d.name for d in toy_space.signature]
+    assert state["selectedColumns"][-len(decisions) - 1 :] == [
+        "metrics.`reward`",
+        *(f"params.`{name}`" for name in decisions),
+    ]
+    (chart,) = state["compareRunCharts"]
+    assert chart["type"] == "PARALLEL" and chart["selectedMetrics"] == ["reward"]
+    assert chart["metricSectionId"] == state["compareRunSections"][0]["uuid"]
+    # the view's filter is valid search syntax and selects exactly the children
+    found = client.search_runs([tracker.experiment_id], state["searchFilter"])
+    assert found and all(r.data.tags["rlnas.kind"] == "child" for r in found)
+    assert len(found) == 6  # both searches' children
+    url = view.url("http://127.0.0.1:5000", tracker.experiment_id, "toy", compare=True)
+    assert url.endswith(
+        f"/#/experiments/{tracker.experiment_id}/runs?viewStateShareKey=rlnas-toy"
+        "&compareRunsMode=CHART"
+    )
+
+
+def test_an_unreachable_ray_address_stops_the_search_before_the_store_exists(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    db = tmp_path / "mlflow.db"
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    demo = str(Path(__file__).parents[1] / "configs" / "demo.yaml")
+    args = [sys.executable, "-m", "rlnas", "search", "-c", demo, "--no-progress"]
+    args += ["--set", "executor.kind=ray", "--set", f"tracking.uri=sqlite:///{db}"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("rlnas: error")]
+    assert len(lines) == 1 and "`RAY_ADDRESS`" in lines[0] and str(port) in lines[0]
+    assert not db.exists()
