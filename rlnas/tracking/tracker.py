@@ -186,31 +186,29 @@ class MLflowTracker:
             tags["rlnas.fingerprint"] = search.fingerprint
         run = self.client.create_run(self.experiment_id, tags=tags)
         self.run_id = run.info.run_id
-        warm = conventions.is_warm(self.config, search.strategy.name)
-        name = conventions.search_name(
-            space=space.name,
-            task=self.task,
-            strategy=search.strategy.name,
-            warm=warm,
-            run_id=self.run_id,
-        )
-        self.client.update_run(self.run_id, name=name)
-        decisions = [d.name for d in space.signature]
-        share = view.save(self.client, self.experiment_id, space.name, decisions)
         self._children = self._child_runs(search)
         self._open = True
         save = getattr(search, "save", None)
         if save is not None:  # from now on a crash leaves a run that `rlnas resume` continues
             save()
+        self._label(search)
         describe_run(self.client, self.run_id, search, self._logged_config(), logged={})
-        log.info(
-            "MLflow parent run %s in %s; its children, best first, in `rlnas ui`: "
-            "#/experiments/%s/runs?viewStateShareKey=%s",
-            self.run_id,
-            self.tracking_uri,
-            self.experiment_id,
-            share,
+        log.info("MLflow parent run %s in %s", self.run_id, self.tracking_uri)
+
+    def _label(self, search: Search) -> None:
+        """The parent run's name and the experiment's saved view of the space's children
+        (:mod:`.conventions`, :mod:`.view`); written again by a resume (idempotent)."""
+        assert self.client is not None and self.run_id and self.experiment_id
+        space = search.strategy.space
+        name = conventions.search_name(
+            space=space.name,
+            task=self.task,
+            strategy=search.strategy.name,
+            warm=conventions.is_warm(self.config, search.strategy.name),
+            run_id=self.run_id,
         )
+        self.client.update_run(self.run_id, name=name)
+        view.save(self.client, self.experiment_id, space.name, [d.name for d in space.signature])
 
     def _settings(self, search: Search) -> dict[str, str]:
         return conventions.settings_tags(
@@ -308,6 +306,7 @@ class MLflowTracker:
         self._children = self._child_runs(search)
         self.client.update_run(self.run_id, status="RUNNING")
         self._open = True
+        self._label(search)
         logged = run.data.params
         describe_run(self.client, self.run_id, search, self._logged_config(), logged=logged)
         runs = history.child_runs(self.client, self.experiment_id, self.run_id)
