@@ -192,3 +192,19 @@ def test_an_unreachable_ray_address_stops_the_search_before_the_store_exists(tmp
     lines = [line for line in proc.stderr.splitlines() if line.startswith("rlnas: error")]
     assert len(lines) == 1 and "`RAY_ADDRESS`" in lines[0] and str(port) in lines[0]
     assert not db.exists()
+
+
+def test_final_runs_of_older_rlnas_still_give_their_model_keras_artifact(store, tmp_path):
+    from rlnas.errors import TrackingError
+    from rlnas.tracking.models import download_model
+
+    _, client = store
+    exp = client.create_experiment("old-final")
+    run = client.create_run(exp, tags={"rlnas.kind": "final"}).info.run_id
+    (tmp_path / "model.keras").write_bytes(b"an old run's model file")
+    client.log_artifact(run, str(tmp_path / "model.keras"))
+    path = download_model(client, run, tmp_path / "dl")
+    assert path.read_bytes() == b"an old run's model file"
+    bare = client.create_run(exp, tags={"rlnas.kind": "final"}).info.run_id
+    with pytest.raises(TrackingError, match="has no model.keras artifact"):
+        download_model(client, bare, tmp_path / "dl2")
