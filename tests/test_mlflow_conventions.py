@@ -199,7 +199,7 @@ def test_final_runs_of_older_rlnas_still_give_their_model_keras_artifact(store, 
     from rlnas.tracking.models import download_model
 
     _, client = store
-    exp = client.create_experiment("old-final")
+    exp = client.create_experiment("old-final", artifact_location=str(tmp_path / "art"))
     run = client.create_run(exp, tags={"rlnas.kind": "final"}).info.run_id
     (tmp_path / "model.keras").write_bytes(b"an old run's model file")
     client.log_artifact(run, str(tmp_path / "model.keras"))
