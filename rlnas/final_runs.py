@@ -40,7 +40,9 @@ from rlnas.tracking.models import (
     ChildRecord,
     SearchRecord,
     decode_decisions,
+    get_run,
     read_search,
+    resolve_run_id,
     search_config,
 )
 from rlnas.tracking.store import open_store
@@ -79,6 +81,9 @@ def prepare(
     ``pareto``: retrain the members of the search's Pareto front instead of the top k;
     ``max_latency_ms``: only the front's most accurate member within that latency."""
     uri, client = open_store(uri_arg)
+    if run_id.startswith("models:/"):  # a registered final model: retrain its search
+        final = get_run(client, resolve_run_id(client, run_id, uri), uri)
+        run_id = final.data.tags.get("rlnas.search_run_id", final.info.run_id)
     search = read_search(client, run_id, uri)
     cfg = search_config(search, overrides)
     if pareto or max_latency_ms is not None:
@@ -103,7 +108,7 @@ def prepare(
             training = dataclasses.replace(blueprint.training, augment=cfg.final.augment)
             blueprint = dataclasses.replace(blueprint, training=training)
         members.append((child, decisions, blueprint))
-    name = cfg.final.model_name or f"rlnas-{cfg.task.name}-{cfg.space}"
+    name = cfg.final.model_name or f"rlnas-{steps.task_label(cfg)}-{cfg.space}"
     data = final_data(task, cfg.final, seed=cfg.seed)
     return Plan(uri, client, search, cfg, data, members, name)
 
@@ -188,10 +193,19 @@ def execute(plan: Plan, progress: steps.Progress | None = None) -> dict[str, Any
                 with_files.append(record)
                 if plan.data.x_holdout is not None:
                     holdout_probs.append(np.load(folder / "holdout_probs.npy"))
+        _crown(recorder, plan.model_name, summary["models"])
         if f.ensemble and len(files) >= 2:
             summary["ensemble"] = _ensemble(plan, recorder, files, with_files, holdout_probs, tmp)
     summary["wall_seconds"] = time.time() - started
     return summary
+
+
+def _crown(recorder: FinalRecorder, name: str, models: list[dict[str, Any]]) -> None:
+    """The alias ``champion`` on the best-ranked registered model of this session."""
+    for record in models:  # by rank: the best search reward first
+        if record.get("registered"):
+            recorder.crown(name, record["registered"].rsplit("/", 1)[1])
+            return
 
 
 def _final_model(
@@ -234,6 +248,8 @@ def _final_model(
             architecture={"child": child.number, "hash": child.arch_hash, "decisions": decisions},
             example=data.x_test[:4],
             registered_name=name,
+            metrics=metrics,
+            rank=rank,
         )
     return {
         "rank": rank,
@@ -278,6 +294,7 @@ def _ensemble(
     }
     tags = {"rlnas.space": cfg.space, "rlnas.task": cfg.task.name, "rlnas.members": str(len(files))}
     run_id = recorder.start("final-ensemble", ENSEMBLE, tags=tags, params=params)
+    recorder.log_datasets(run_id, steps.splits(plan.data), steps.task_label(cfg))
     with steps.run_ends_if_it_fails(plan.client, run_id):
         report = score(predict(model, plan.data.x_test), plan.data.y_test, plan.data.class_names)
         best = max(r["test_accuracy"] for r in records)
@@ -295,7 +312,11 @@ def _ensemble(
             architecture=None,
             example=plan.data.x_test[:4],
             registered_name=name,
+            metrics=metrics,
+            rank=1,
         )
+        if version is not None:
+            recorder.crown(name, version)
     return {
         "run_id": run_id,
         "kind": "weighted" if cfg.final.weighted else "mean",

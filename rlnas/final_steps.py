@@ -27,6 +27,7 @@ import numpy as np
 from rlnas.config import Config, FinalConfig
 from rlnas.ensemble import view_average
 from rlnas.final import FinalData, ScoreReport, accuracy, predict, score, train_final
+from rlnas.tracking.conventions import INACTIVE
 from rlnas.tracking.final_recorder import FinalRecorder, ends_if_it_fails
 from rlnas.tracking.models import FINAL, ChildRecord
 from rlnas.tracking.records import param_text
@@ -51,9 +52,11 @@ def start(
     decisions: Mapping[str, Any],
     seed: int,
 ) -> str:
-    """Open the run of final model ``rank``: the decisions and ``final.*`` settings as
-    params, the child it retrains as tags; returns the run id."""
-    params = {k: param_text(v) for k, v in decisions.items()}
+    """Open the run of final model ``rank``: the decisions (``inactive`` as the child's run
+    has them) and ``final.*`` settings as params, the child it retrains as tags, the data
+    sets as inputs; returns the run id."""
+    params = {k: v for k, v in child.params.items() if v == INACTIVE}
+    params.update({k: param_text(v) for k, v in decisions.items()})
     params.update({f"final.{k}": json.dumps(v) for k, v in dataclasses.asdict(cfg.final).items()})
     params.update({"final.seed": str(seed), "final.fit": data.fit_description})
     tags = {
@@ -65,7 +68,26 @@ def start(
         "rlnas.task": cfg.task.name,
         "rlnas.search_reward": repr(child.reward),
     }
-    return recorder.start(f"final-{rank}", FINAL, tags=tags, params=params)
+    run_id = recorder.start(f"final-{rank}", FINAL, tags=tags, params=params)
+    recorder.log_datasets(run_id, splits(data), task_label(cfg))
+    return run_id
+
+
+def task_label(cfg: Config) -> str:
+    """The task's name, with the file's stem for a task read from a file or folder
+    (``npz-sensors``): registered model names and data set names say which data it was."""
+    if cfg.task.path:
+        return f"{cfg.task.name}-{Path(cfg.task.path.rstrip('/')).stem}"
+    return cfg.task.name
+
+
+def splits(data: FinalData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The splits final training used, by MLflow data set context."""
+    out = {"training": (data.x_fit, data.y_fit)}
+    if data.x_holdout is not None and data.y_holdout is not None:
+        out["validation"] = (data.x_holdout, data.y_holdout)
+    out["test"] = (data.x_test, data.y_test)
+    return out
 
 
 @contextlib.contextmanager
@@ -165,15 +187,18 @@ def record(
     architecture: Mapping[str, Any] | None,
     example: np.ndarray,
     registered_name: str | None,
+    metrics: Mapping[str, float] = {},  # noqa: B006 (read only)
+    rank: int | None = None,
 ) -> tuple[str, str | None]:
-    """Write the report, ``model.keras`` and (for a single model) ``architecture.json``
-    into ``folder``, log them, log and register the model, and end the run FINISHED.
+    """Write the report and (for a single model) ``architecture.json`` into ``folder`` and
+    log them; log the model once (with ``metrics`` attached to it), register it, and end
+    the run FINISHED. ``folder/model.keras`` is a local copy for the session's ensemble.
     Returns the model URI and the registered version."""
     report.write(folder / "report", title)
     model.save(folder / "model.keras")
-    files = [folder / "model.keras"]
+    files = []
     if architecture is not None:
         files.append(folder / "architecture.json")
         files[-1].write_text(json.dumps(dict(architecture), indent=1))
     recorder.log_files(run_id, folders=[folder / "report"], files=files)
-    return recorder.finish(run_id, model, example, registered_name)
+    return recorder.finish(run_id, model, example, registered_name, metrics=metrics, rank=rank)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import rlnas
+from rlnas import bundled
 from rlnas.config import TrackingConfig
 from rlnas.errors import ConfigError, ControllerError
 from rlnas.space import Decision, Space
@@ -363,8 +364,8 @@ def _local_folder(source: str, tracking_uri: str | None) -> Iterator[Path]:
             yield download_artifacts(source, uri, tmp)
         return
     folder = Path(source)
-    if not folder.exists() and "/" not in source and (ROOT / source).exists():
-        folder = ROOT / source
+    if not folder.exists() and "/" not in source:  # a name: ./controllers, then the shipped
+        folder = bundled.find_controller(source) or folder
     if not folder.is_dir():
         raise ControllerError(
             f"controller.from: {source!r} is not a saved controller folder (expected "

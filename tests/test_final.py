@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 from rlnas import cli  # noqa: E402
 from rlnas.errors import ChildFailure  # noqa: E402
+from rlnas.tracking.models import download_model  # noqa: E402
 
 CONFIG = """
 seed: 3
@@ -90,12 +91,8 @@ def test_final_runs_are_nested_under_the_search_with_test_metrics(done):
             assert 0.0 <= metrics[f"test/{key}"] <= 1.0
         assert len([k for k in metrics if k.startswith("test/class_")]) == 3 * 10
         names = {a.path for a in client.list_artifacts(m["run_id"])}
-        assert {
-            "model.keras",
-            "confusion_matrix.png",
-            "per_class.csv",
-            "test_metrics.json",
-        } <= names
+        assert {"confusion_matrix.png", "per_class.csv", "test_metrics.json"} <= names
+        assert "model.keras" not in names  # the model is stored once: the logged model
         folder = root / m["run_id"]
         png = client.download_artifacts(m["run_id"], "confusion_matrix.png", str(folder))
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -104,7 +101,7 @@ def test_final_runs_are_nested_under_the_search_with_test_metrics(done):
         assert np.array(report["confusion"]).sum() == len(data.y_test) == report["examples"]
         # the logged accuracy is the saved model's accuracy on the test split
         model = keras.saving.load_model(
-            client.download_artifacts(m["run_id"], "model.keras", str(folder)), safe_mode=True
+            download_model(client, m["run_id"], folder / "model"), safe_mode=True
         )
         acc = np.mean(model.predict(data.x_test, verbose=0).argmax(1) == data.y_test)
         assert metrics["test/accuracy"] == pytest.approx(acc) == pytest.approx(m["test_accuracy"])
@@ -132,12 +129,88 @@ def test_models_are_registered_and_load_through_mlflow(done):
     assert acc == pytest.approx(summary["models"][0]["test_accuracy"])
 
 
+def test_the_champion_alias_marks_rank_1_and_each_version_has_its_rank(done):
+    _, uri, _, summary = done
+    client = mlflow.MlflowClient(uri)
+    by_run = {v.run_id: v for v in client.search_model_versions("name='rlnas-digits-layers'")}
+    for m in summary["models"]:
+        assert by_run[m["run_id"]].tags["rank"] == str(m["rank"])
+    champion = client.get_model_version_by_alias("rlnas-digits-layers", "champion")
+    assert champion.run_id == summary["models"][0]["run_id"]
+    ensemble = client.get_model_version_by_alias("rlnas-digits-layers-ensemble", "champion")
+    assert ensemble.run_id == summary["ensemble"]["run_id"]
+
+
+def test_logged_models_carry_an_example_a_signature_and_their_test_metrics(done):
+    _, uri, _, summary = done
+    client = mlflow.MlflowClient(uri)
+    for record in [*summary["models"], summary["ensemble"]]:
+        run = client.get_run(record["run_id"])
+        model_id = run.data.tags["rlnas.model_id"]
+        logged = client.get_logged_model(model_id)
+        assert logged.source_run_id == record["run_id"]
+        on_model = {m.key: m.value for m in logged.metrics}
+        assert on_model["test/accuracy"] == pytest.approx(record["test_accuracy"])
+        info = mlflow.models.Model.load(logged.artifact_location.removeprefix("file://"))
+        assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 8, 8, 1]
+        assert info.saved_input_example_info is not None
+        contexts = {
+            tag.value
+            for d in run.inputs.dataset_inputs
+            for tag in d.tags
+            if tag.key == "mlflow.data.context"
+        }
+        assert {"training", "test"} <= contexts
+
+
+def test_export_and_final_take_registered_model_uris(done, capsys):
+    root, uri, run_id, summary = done
+    rank1 = summary["models"][0]
+    version = rank1["registered"].split("/")[1]
+    for ref in ("models:/rlnas-digits-layers@champion", f"models:/rlnas-digits-layers/{version}"):
+        out = root / f"by-uri-{ref[-4:].replace('/', '')}.tflite"
+        args = ["export", ref, "--tflite", "--uri", uri, "-o", str(out), "--summary"]
+        assert cli.main([*args, str(root / "u.json")]) == 0
+        assert json.loads((root / "u.json").read_text())["run_id"] == rank1["run_id"]
+    capsys.readouterr()
+    for command, extra in (("export", ["--tflite"]), ("final", [])):
+        for ref, expected in (
+            ("models:/rlnas-digits-layers@nobody", "has no alias 'nobody' of model"),
+            ("models:/rlnas-digits-layers/99", "has no version 99 of model"),
+            ("models:/only-a-name", "is not a registered model URI"),
+        ):
+            assert cli.main([command, ref, "--uri", uri, *extra]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("rlnas: error: RUN_ID: "), err
+            assert expected in err[0], err
+    from rlnas.final_runs import prepare
+
+    plan = prepare("models:/rlnas-digits-layers@champion", [], uri)
+    assert plan.search.run_id == run_id
+
+
+def test_full_integer_export_takes_and_gives_integers(done, capsys):
+    root, uri, run_id, _ = done
+    out = root / "full-int.tflite"
+    args = ["export", run_id, "--tflite", "--quantize", "int8", "--io-type", "int8"]
+    assert cli.main([*args, "--uri", uri, "-o", str(out), "--summary", str(root / "i.json")]) == 0
+    s = json.loads((root / "i.json").read_text())
+    assert (
+        s["io_type"] == "int8" and abs(s["tflite_test_accuracy"] - s["keras_test_accuracy"]) < 0.1
+    )
+    from rlnas.export import _interpreter
+
+    interpreter = _interpreter(out.read_bytes())
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert cli.main(["export", run_id, "--tflite", "--io-type", "uint8", "--uri", uri]) == 2
+    assert "--io-type: uint8 input and output need --quantize int8" in capsys.readouterr().err
+
+
 def test_saved_model_loads_in_a_fresh_process_in_safe_mode(done):
     root, uri, _, summary = done
     client = mlflow.MlflowClient(uri)
-    path = client.download_artifacts(
-        summary["models"][0]["run_id"], "model.keras", str(root / "fresh")
-    )
+    path = str(download_model(client, summary["models"][0]["run_id"], root / "fresh"))
     data = digits_test_split()
     np.save(root / "x.npy", data.x_test[:50])
     script = (
@@ -163,7 +236,7 @@ def test_ensemble_averages_the_members_and_reports_its_gain(done):
     data = digits_test_split()
     probs = []
     for m in summary["models"]:
-        path = client.download_artifacts(m["run_id"], "model.keras", str(root / "members"))
+        path = download_model(client, m["run_id"], root / "members" / m["run_id"])
         probs.append(keras.saving.load_model(path, safe_mode=True).predict(data.x_test, verbose=0))
     acc = np.mean(np.mean(probs, axis=0).argmax(1) == data.y_test)
     assert e["test_accuracy"] == pytest.approx(acc)
@@ -273,7 +346,7 @@ def test_weighted_ensemble_fits_its_weights_on_the_validation_split(done):
     val, test = [], []
     for m in s["models"]:
         assert m["registered"] is None
-        path = client.download_artifacts(m["run_id"], "model.keras", str(root / "weighted"))
+        path = download_model(client, m["run_id"], root / "weighted" / m["run_id"])
         model = keras.saving.load_model(path, safe_mode=True)
         val.append(model.predict(data.x_val, verbose=0))
         test.append(model.predict(data.x_test, verbose=0))
@@ -396,12 +469,7 @@ def test_final_with_test_time_flip_and_shift_ships_the_averaging_model(tmp_path)
     assert 0.0 <= run.data.metrics["test/accuracy_one_view"] <= 1.0
     assert 0.0 <= run.data.metrics["test/accuracy_flip_only"] <= 1.0
     assert run.data.metrics["test/accuracy"] == pytest.approx(record["test_accuracy"])
-    path = mlflow.artifacts.download_artifacts(
-        run_id=record["run_id"],
-        artifact_path="model.keras",
-        dst_path=str(tmp_path / "dl"),
-        tracking_uri=uri,
-    )
+    path = download_model(mlflow.MlflowClient(uri), record["run_id"], tmp_path / "dl")
     shipped = keras.saving.load_model(path, safe_mode=True)
     inner = shipped.get_layer("model")
     x = rng.random((5, 10, 12, 3), dtype=np.float32)

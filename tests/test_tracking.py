@@ -62,7 +62,7 @@ def test_parent_and_children_carry_params_tags_metrics_and_artifacts(
     parent, children = runs_of(client, tracker)
 
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name.startswith("search-toy-toytask-")
+    assert parent.info.run_name == f"search-toy-toytask-random-{tracker.run_id[:4]}"
     tags = parent.data.tags
     assert tags["rlnas.space"] == "toy" and tags["rlnas.task"] == "toytask"
     assert tags["rlnas.strategy"] == "random" and tags["rlnas.stopped"] == "budget"
@@ -92,10 +92,11 @@ def test_parent_and_children_carry_params_tags_metrics_and_artifacts(
     assert len(children) == 5
     for run, trial in zip(children, result.trials):
         assert run.info.status == "FINISHED"
-        assert run.info.run_name == f"child-{trial.number:04d}"
-        assert run.data.params == {
+        assert run.info.run_name == f"{tracker.run_id[:4]}-child-{trial.number:04d}"
+        made = {
             k: json.dumps(v) if not isinstance(v, str) else v for k, v in trial.architecture.items()
         }
+        assert run.data.params == {"dropout": "inactive", **made}  # every decision, always
         t = run.data.tags
         assert t["rlnas.architecture_hash"] == trial.architecture.hash
         assert t["rlnas.status"] == "COMPLETE" and t["rlnas.strategy"] == "random"
@@ -106,7 +107,11 @@ def test_parent_and_children_carry_params_tags_metrics_and_artifacts(
         assert m["child/train_seconds"] == 0.5
         curve = client.get_metric_history(run.info.run_id, "child/val_accuracy")
         assert [(x.step, x.value) for x in curve] == list(enumerate(trial.history["val_accuracy"]))
-        assert artifacts(client, run.info.run_id) == ["architecture.json", "model_summary.txt"]
+        assert artifacts(client, run.info.run_id) == [
+            "architecture.json",
+            "architecture.svg",
+            "model_summary.txt",
+        ]
         arch = json.loads(
             Path(client.download_artifacts(run.info.run_id, "architecture.json")).read_text()
         )

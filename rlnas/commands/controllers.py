@@ -1,6 +1,7 @@
 """``rlnas controllers list|show``: the saved controllers and what their policies prefer.
 
-``list`` reads only the cards (``card.json``) under ``controllers/`` (or ``--root``), so it
+``list`` reads only the cards (``card.json``) under ``./controllers`` and the controllers
+shipped with rlnas (:func:`rlnas.bundled.controller_roots`; or under ``--root`` alone), so it
 starts no TensorFlow; a folder that is not a usable controller is listed with the reason.
 ``show NAME_OR_PATH`` (a name under the root, a folder, or ``runs:/<run_id>/controller``)
 prints the card and, per decision, the policy's most likely choices along its greedy path::
@@ -22,13 +23,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rlnas import zoo
+from rlnas import bundled, zoo
 from rlnas.commands import add_command
 from rlnas.errors import ConfigError, ControllerError, SpaceError, did_you_mean
 from rlnas.space import Space
 from rlnas.tracking.store import download_artifacts, open_store
 
-DEFAULT_ROOT = str(zoo.ROOT)
+ROOT_HELP = (
+    "folder of saved controllers (default: ./controllers, then the controllers shipped with rlnas)"
+)
 
 
 def register(subparsers) -> None:
@@ -43,23 +46,22 @@ def register(subparsers) -> None:
     ls = sub.add_parser("list", help="one line per saved controller folder")
     ls.add_argument(
         "--root",
-        default=DEFAULT_ROOT,
-        help=f"folder of saved controllers (default: {DEFAULT_ROOT})",
+        help=ROOT_HELP,
     )
     ls.set_defaults(func=run_list)
     show = sub.add_parser("show", help="a controller's card and most likely choices")
     show.add_argument(
         "source",
         metavar="NAME_OR_PATH",
-        help="a name under --root, a controller folder, or runs:/<run_id>/controller",
+        help="a name under --root (or the default folders), a controller folder, or "
+        "runs:/<run_id>/controller",
     )
     show.add_argument(
         "--top", type=int, default=3, metavar="N", help="choices shown per decision (default: 3)"
     )
     show.add_argument(
         "--root",
-        default=DEFAULT_ROOT,
-        help=f"folder of saved controllers (default: {DEFAULT_ROOT})",
+        help=ROOT_HELP,
     )
     show.add_argument("--uri", help="tracking store URI for runs:/ sources (default: as search)")
     show.set_defaults(func=run_show)
@@ -93,14 +95,17 @@ def space_from_card(card, where: str) -> CardSpace:
 
 # -- list -------------------------------------------------------------------------------------
 def run_list(args: argparse.Namespace) -> int:
-    root = Path(args.root)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"--root: {str(root)!r} is a file; expected a folder of controllers.")
-    folders = _folders(root)
+    roots = _roots(args.root)
+    by_name: dict[str, Path] = {}  # a name in ./controllers hides the shipped one
+    for root in roots:
+        for folder in _folders(root):
+            by_name.setdefault(folder.name, folder)
+    folders = sorted(by_name.values(), key=lambda f: f.name)
+    where = " or ".join(repr(str(r)) for r in roots) or repr(str(zoo.ROOT))
     if not folders:
-        why = "is empty" if root.is_dir() else "does not exist"
+        why = "is empty" if any(r.is_dir() for r in roots) else "does not exist"
         print(
-            f"No saved controllers: {str(root)!r} {why}. Save one with "
+            f"No saved controllers: {where} {why}. Save one with "
             "`rlnas search --config FILE --save-controller NAME`."
         )
         return 0
@@ -131,10 +136,20 @@ def run_list(args: argparse.Namespace) -> int:
         for row in (header, *rows):
             print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     else:
-        print(f"No usable controllers in {str(root)!r}.")
+        print(f"No usable controllers in {where}.")
     for name, reason in bad:
         print(f"{name}: not a usable controller: {reason}")
     return 0
+
+
+def _roots(root: str | None) -> list[Path]:
+    """``--root`` alone if given (checked), else ``./controllers`` and the shipped folder."""
+    if root is None:
+        return bundled.controller_roots()
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--root: {root!r} is a file; expected a folder of controllers.")
+    return [path]
 
 
 def _folders(root: Path) -> list[Path]:
@@ -164,20 +179,22 @@ def run_show(args: argparse.Namespace) -> int:
             folder = download_artifacts(source, uri, tmp)
             _show(folder, source, args.top)
         return 0
-    _show(_local(source, Path(args.root)), source, args.top)
+    _show(_local(source, _roots(args.root)), source, args.top)
     return 0
 
 
-def _local(source: str, root: Path) -> Path:
-    """The folder ``source`` names: a path, or a name under ``root``."""
-    for folder in (Path(source), root / source):
+def _local(source: str, roots: list[Path]) -> Path:
+    """The folder ``source`` names: a path, or a name under the first root that has it."""
+    for folder in (Path(source), *(root / source for root in roots)):
         if folder.is_dir():
             return folder
-    names = [p.name for p in _folders(root)]
-    known = f"in it: {_few(names)}" if names else "none in it"
+    names = sorted({p.name for root in roots for p in _folders(root)})
+    them = "it" if len(roots) == 1 else "them"
+    known = f"in {them}: {_few(names)}" if names else f"none in {them}"
+    where = " or ".join(repr(str(r)) for r in roots) or repr(str(zoo.ROOT))
     raise ControllerError(
         f"NAME_OR_PATH: {source!r} is neither a controller folder nor a name under "
-        f"{str(root)!r} ({known}).{did_you_mean(source, names)}"
+        f"{where} ({known}).{did_you_mean(source, names)}"
     )
 
 

@@ -1,11 +1,15 @@
-"""``rlnas export RUN_ID --tflite [--quantize int8|float16]``: a final model as TFLite.
+"""``rlnas export RUN_ID --tflite [--quantize int8|float16] [--io-type int8]``: a final model
+as TFLite.
 
-``RUN_ID`` is a final (or ensemble) run of ``rlnas final``, or a search: then its rank-1
-final model of the latest ``rlnas final`` session. The ``.keras`` model is downloaded from
-MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy are
+``RUN_ID`` is a final (or ensemble) run of ``rlnas final``, a registered model
+(``models:/NAME@champion``, ``models:/NAME/VERSION``), or a search: then its rank-1 final
+model of the latest ``rlnas final`` session. The final run's logged model is downloaded
+from MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy are
 reported next to the Keras model's; both figures are also logged on the final run
 (``export/<kind>/...``) with the file as an artifact. An int8 model is calibrated on 500
-training examples. Every check happens before the conversion.
+training examples; ``--io-type int8`` (or ``uint8``) makes it full-integer, with integer input
+and output tensors (:mod:`rlnas.export` says what each option produces). Every check
+happens before the conversion.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from rlnas.commands import add_command
 from rlnas.config import Config
 from rlnas.errors import ConfigError
-from rlnas.export import representative, tflite_accuracy, to_tflite
+from rlnas.export import IO_TYPES, representative, tflite_accuracy, to_tflite
 from rlnas.final import accuracy, predict
 from rlnas.tasks import load_task
 from rlnas.tracking.final_recorder import record_export
@@ -40,10 +44,22 @@ def register(subparsers) -> None:
     p = add_command(
         subparsers, "export", "write a final model as a TFLite file (optionally quantized)", run
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="a search's or a final model's run id")
+    p.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        help="a search's or a final model's run id, or models:/NAME@champion "
+        "(models:/NAME/VERSION)",
+    )
     p.add_argument("--tflite", action="store_true", help="write a TFLite flat buffer")
     p.add_argument(
         "--quantize", choices=("int8", "float16"), help="post-training quantization (default: none)"
+    )
+    p.add_argument(
+        "--io-type",
+        choices=IO_TYPES,
+        default="float32",
+        help="input and output tensors' type; int8/uint8 (full-integer) need --quantize int8 "
+        "(default: %(default)s)",
     )
     p.add_argument("--output", "-o", metavar="PATH", help="the .tflite file to write")
     p.add_argument("--uri", help="tracking store URI (default: as rlnas search uses)")
@@ -57,14 +73,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("export: choose a format; expected --tflite.")
     if args.output and not args.output.endswith(".tflite"):
         raise ConfigError(f"--output: expected a path ending in .tflite, got {args.output!r}.")
+    if args.io_type != "float32" and args.quantize != "int8":
+        raise ConfigError(
+            f"--io-type: {args.io_type} input and output need --quantize int8, got "
+            f"--quantize {args.quantize or 'none'}."
+        )
     uri, client = open_store(args.uri)
     run, search = final_model_run(client, args.run_id, uri)
     cfg = search_config(search, [])
-    kind = args.quantize or "float32"
+    kind = (args.quantize or "float32") + (
+        "" if args.io_type == "float32" else f"-{args.io_type}io"
+    )
     output = Path(args.output or f"{run.info.run_name}-{run.info.run_id[:8]}-{kind}.tflite")
     if output.is_dir():
         raise ConfigError(f"--output: {str(output)!r} is a folder; expected a file path.")
-    summary = export(client, run, cfg, args.quantize, output)
+    summary = export(client, run, cfg, args.quantize, output, io_type=args.io_type)
     summary["search_run_id"] = search.run_id
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=1) + "\n")
@@ -72,20 +95,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export(client: MlflowClient, run: Run, cfg: Config, quantize: str | None, output: Path) -> dict:
+def export(
+    client: MlflowClient,
+    run: Run,
+    cfg: Config,
+    quantize: str | None,
+    output: Path,
+    *,
+    io_type: str = "float32",
+) -> dict:
     """Convert the final run's model, measure both models on the test split, log, write."""
     # lazy: keras loads TensorFlow, which the CLI's --help must not
     import keras
 
     data = load_task(dataclasses.replace(cfg.task, train_subset=None))
-    kind = quantize or "float32"
+    kind = (quantize or "float32") + ("" if io_type == "float32" else f"-{io_type}io")
     with tempfile.TemporaryDirectory() as tmp:
         path = download_model(client, run.info.run_id, tmp)
         keras_bytes = path.stat().st_size
         model = keras.saving.load_model(path, safe_mode=True)
         keras_acc = accuracy(predict(model, data.x_test), data.y_test)
         start = time.time()
-        blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed))
+        blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed), io_type=io_type)
         seconds = time.time() - start
         float_bytes = len(blob) if quantize is None else len(to_tflite(model))
         tflite_acc = tflite_accuracy(blob, data.x_test, data.y_test)
@@ -94,7 +125,8 @@ def export(client: MlflowClient, run: Run, cfg: Config, quantize: str | None, ou
         weights = int(sum(np.prod(w.shape) for w in model.weights)) * 4
     summary = {
         "run_id": run.info.run_id,
-        "quantize": kind,
+        "quantize": quantize or "float32",
+        "io_type": io_type,
         "output": str(output),
         "tflite_bytes": len(blob),
         "float32_tflite_bytes": float_bytes,
@@ -118,7 +150,8 @@ def export(client: MlflowClient, run: Run, cfg: Config, quantize: str | None, ou
 
 
 def _report(s: dict) -> None:
-    print(f"Wrote {s['output']} ({s['quantize']} TFLite) from final run {s['run_id']}.")
+    io = "" if s["io_type"] == "float32" else f", {s['io_type']} input and output"
+    print(f"Wrote {s['output']} ({s['quantize']} TFLite{io}) from final run {s['run_id']}.")
     kb = {k: s[k] / 1e3 for k in ("tflite_bytes", "float32_tflite_bytes", "keras_file_bytes")}
     print(
         f"  size: {kb['tflite_bytes']:.1f} kB; float32 TFLite {kb['float32_tflite_bytes']:.1f} kB "

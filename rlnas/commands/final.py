@@ -3,9 +3,11 @@
 Reads the search's resolved config and completed children from MLflow, retrains the best
 ``final.top_k`` distinct architectures from scratch on training + validation for
 ``final.epochs`` epochs, evaluates each once on the test split, and logs each as a run
-nested under the search with its ``.keras`` file, its ``mlflow.keras`` model and a Model
-Registry version; ``--ensemble`` adds one model averaging them and its gain over the best
-single model (the work is in :mod:`rlnas.final_runs`).
+nested under the search with its ``mlflow.keras`` model (logged once) and a Model Registry
+version (tagged ``rank``; the alias ``champion`` on rank 1); ``RUN_ID`` may also name a
+registered final model of the search (``models:/NAME@champion``); ``--ensemble`` adds one
+model averaging them and its gain over the best single model (the work is in
+:mod:`rlnas.final_runs`).
 
 Every check (the store, the run id, the config with its overrides, the data, each
 architecture) happens before the first final run is created.
@@ -28,7 +30,12 @@ def register(subparsers) -> None:
     p = add_command(
         subparsers, "final", "retrain a search's best architectures and test them once", run
     )
-    p.add_argument("run_id", metavar="RUN_ID", help="the search's MLflow parent run id")
+    p.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        help="the search's MLflow parent run id, or a registered final model of it "
+        "(models:/NAME@champion, models:/NAME/VERSION)",
+    )
     p.add_argument("--top-k", type=int, metavar="K", help="architectures to retrain (final.top_k)")
     p.add_argument("--epochs", type=int, metavar="E", help="training epochs (final.epochs)")
     p.add_argument(

@@ -130,11 +130,13 @@ def _check_options(cfg: Config, save_controller: str | None) -> Path | None:
             "controller.from", cfg.controller.from_, "null unless strategy is reinforce"
         )
     registry.check_paths(cfg)  # the user's strategy and training loop, by import path
-    if cfg.executor.kind == "ray" and cfg.executor.ray_address:
+    if cfg.executor.kind == "ray":
         # lazy: the Ray executor's module is slow to import, and only Ray searches need it
-        from rlnas.executors.ray_executor import check_reachable
+        from rlnas.executors.ray_executor import check_reachable, cluster_address
 
-        check_reachable(cfg.executor.ray_address)
+        address, field = cluster_address(cfg.executor)  # the config's, else RAY_ADDRESS
+        if address is not None:
+            check_reachable(address, field=field)
     return save_to
 
 

@@ -4,8 +4,11 @@
   its completed children, best first, one per distinct architecture; every bad run id is a
   :class:`~rlnas.errors.TrackingError` (one line, exit status 2) before any work.
 * :func:`search_config` is the search's config with ``--set`` overrides, checked strictly;
+* :func:`resolve_run_id` turns a registered model URI (``models:/NAME@ALIAS``,
+  ``models:/NAME/VERSION``) into the run id of the final run that logged it;
 * :func:`final_model_run` finds the model ``rlnas export`` converts, and
-  :func:`download_model` fetches it.
+  :func:`download_model` fetches it (the logged model; a ``model.keras`` artifact for runs
+  of older rlnas).
 
 Writing final runs is :mod:`rlnas.tracking.final_recorder`'s job.
 """
@@ -22,6 +25,7 @@ import yaml
 
 from rlnas.config import Config, apply_override, from_dict
 from rlnas.errors import ConfigError, SpaceError, TrackingError
+from rlnas.tracking.conventions import INACTIVE
 from rlnas.tracking.store import first_line, redact
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 FINAL = "final"
 ENSEMBLE = "final-ensemble"
 MODEL_FILE = "model.keras"
+"""The Keras file: in the logged model (``data/model.keras``), or an artifact of its own in
+final runs of older rlnas."""
+MODEL_ID_TAG = "rlnas.model_id"
+"""The tag of a final run naming its logged model (MLflow 3's ``m-...`` id)."""
 
 
 @dataclass(frozen=True)
@@ -187,9 +195,9 @@ def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
     """The decision values of ``child`` (params are strings; the space knows the types)."""
     values: dict[str, Any] = {}
     for decision in space.signature:
-        if decision.name not in child.params:
-            continue
-        text = child.params[decision.name]
+        text = child.params.get(decision.name)
+        if text is None or (text == INACTIVE and INACTIVE not in decision.choices):
+            continue  # a decision that did not apply to this child
         for choice in decision.choices:
             if (choice if isinstance(choice, str) else json.dumps(choice)) == text:
                 values[decision.name] = choice
@@ -211,9 +219,11 @@ def decode_decisions(space: Space, child: ChildRecord) -> dict[str, Any]:
 def final_model_run(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, SearchRecord]:
     """The final model ``rlnas export`` converts, and its search.
 
-    ``run_id`` is a final (or ensemble) run, or a search: then its rank-1 final model of the
-    latest ``rlnas final`` session (chosen by search reward, never by test accuracy).
+    ``run_id`` is a final (or ensemble) run, a registered model URI (``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION``), or a search: then its rank-1 final model of the latest
+    ``rlnas final`` session (chosen by search reward, never by test accuracy).
     """
+    run_id = resolve_run_id(client, run_id, uri)
     run = get_run(client, run_id, uri)
     kind = run.data.tags.get("rlnas.kind")
     if kind in (FINAL, ENSEMBLE):
@@ -239,10 +249,51 @@ def final_model_run(client: MlflowClient, run_id: str, uri: str) -> tuple[Run, S
 
 
 def download_model(client: MlflowClient, run_id: str, dst: str | Path) -> Path:
-    """The ``model.keras`` artifact of a final run, downloaded into ``dst``."""
+    """The Keras file of final run ``run_id``'s logged model, downloaded into ``dst``
+    (the run's ``model.keras`` artifact for runs of older rlnas)."""
+    import mlflow.artifacts  # lazy: the CLI's parser imports rlnas.tracking, and no MLflow
+
+    model_id = client.get_run(run_id).data.tags.get(MODEL_ID_TAG)
     try:
-        return Path(client.download_artifacts(run_id, MODEL_FILE, str(dst)))
+        if model_id is None:  # a final run of older rlnas: its own artifact
+            return Path(client.download_artifacts(run_id, MODEL_FILE, str(dst)))
+        location = client.get_logged_model(model_id).artifact_location
+        folder = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst))
+        return Path(folder, "data", "model" + Path(MODEL_FILE).suffix)
     except Exception as exc:
+        what = f"logged model {model_id}" if model_id else f"{MODEL_FILE} artifact"
         raise TrackingError(
-            f"RUN_ID: final run {run_id} has no {MODEL_FILE} artifact: {first_line(exc)}"
+            f"RUN_ID: final run {run_id} has no {what}: {first_line(exc)}"
         ) from None
+
+
+def resolve_run_id(client: MlflowClient, ref: str, uri: str) -> str:
+    """``ref`` itself, or for ``models:/NAME@ALIAS`` and ``models:/NAME/VERSION`` the run
+    that logged that registered version; a one-line :class:`TrackingError` if the registry
+    has no such model, alias or version."""
+    if not ref.startswith("models:/"):
+        return ref
+    name, at, alias = ref[len("models:/") :].partition("@")
+    version = None
+    if not at:
+        name, _, version = name.rpartition("/")
+    if not name or not (alias or (version or "").isdigit()):
+        raise TrackingError(
+            f"RUN_ID: {ref!r} is not a registered model URI; expected models:/NAME@ALIAS "
+            "(e.g. models:/rlnas-digits-layers@champion) or models:/NAME/VERSION."
+        )
+    try:
+        if alias:
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            found = client.get_model_version(name, str(version))
+    except Exception as exc:
+        what = f"alias {alias!r}" if alias else f"version {version}"
+        raise TrackingError(
+            f"RUN_ID: {ref!r}: the registry of {redact(uri)!r} has no {what} of model "
+            f"{name!r} ({first_line(exc)}); `rlnas final` registers models and sets "
+            "the alias champion."
+        ) from None
+    if not found.run_id:
+        raise TrackingError(f"RUN_ID: {ref!r} was not logged by a run; expected an rlnas model.")
+    return found.run_id

@@ -6,11 +6,15 @@ parent run; :class:`ChildRuns` writes the nested run of each finished child
 of a search, idempotently, so that a write cut short by a store that went away is completed
 in place when it is tried again (:mod:`rlnas.tracking.outbox`).
 
-A child run ``child-NNNN`` (nested under the search's parent run) holds every decision as a
-param, tags (hash, controller step, strategy, status, cache, failure), per-epoch ``child/*``
-metrics (step = epoch, from 0), ``reward``, ``child/params``, ``child/mmacs``,
-``child/train_seconds``, the artifacts ``architecture.json`` and the evaluator's texts (the
-Keras model summary). Its status is FINISHED, FAILED or KILLED.
+A child run ``<id4>-child-NNNN`` (nested under the search's parent run, whose run id starts
+with ``id4``) holds every decision of the space as a param (``inactive`` where it does not
+apply), tags (hash, controller step, status, cache, failure, and the search's settings:
+strategy, task, space, ``controller.from``), per-epoch ``child/*`` metrics (step = epoch,
+from 0, each at its epoch's end time), ``reward``, ``child/params``, ``child/mmacs``,
+``child/train_seconds``, the artifacts ``architecture.json``, ``architecture.svg`` (a
+drawing of the decisions) and the evaluator's texts (the Keras model summary). Its status is
+FINISHED, FAILED or KILLED. The names and descriptions follow
+:mod:`rlnas.tracking.conventions`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from rlnas.tracking import history
+from rlnas.tracking import conventions, diagram, history
 from rlnas.tracking.outbox import transient
 from rlnas.trial import Trial, TrialState
 
@@ -61,12 +65,14 @@ def log_batch(
     curves: Mapping[str, Sequence[float]] = {},  # noqa: B006
     step: int = 0,
     timestamp: float | None = None,
+    epoch_stamps: Sequence[float] = (),
 ) -> None:
     """One ``log_batch`` call per 100 entities (MLflow's limit for params per batch).
 
     Curves are logged as ``child/<key>`` by epoch (their step); one shorter than the others
     (validated only after the last epochs) is aligned to the end. A fixed ``timestamp``
-    (seconds) makes logging the same metrics again a no-op."""
+    (seconds) makes logging the same metrics again a no-op; ``epoch_stamps`` (seconds, one per
+    epoch) time each epoch's curve points at that epoch's end instead."""
     # lazy: importing rlnas.tracking (and so the CLI's parser) loads no MLflow
     from mlflow.entities import Metric, Param, RunTag
 
@@ -75,7 +81,10 @@ def log_batch(
     epochs = max((len(values) for values in curves.values()), default=0)
     for key, values in curves.items():
         first = epochs - len(values)  # a validation curve ends at the last epoch
-        items += [Metric(f"child/{key}", float(v), now, e) for e, v in enumerate(values, first)]
+        items += [
+            Metric(f"child/{key}", float(v), _stamp(epoch_stamps, e, now), e)
+            for e, v in enumerate(values, first)
+        ]
     items += [Param(k, str(v)[:6000]) for k, v in params.items()]
     items += [RunTag(k, str(v)) for k, v in tags.items()]
     for i in range(0, len(items), 100):
@@ -86,6 +95,10 @@ def log_batch(
             params=[x for x in chunk if isinstance(x, Param)],
             tags=[x for x in chunk if isinstance(x, RunTag)],
         )
+
+
+def _stamp(stamps: Sequence[float], epoch: int, default: int) -> int:
+    return int(stamps[epoch] * 1000) if epoch < len(stamps) else default
 
 
 def describe_run(
@@ -123,11 +136,20 @@ class ChildRuns:
     ``search/best_so_far`` curve).
     """
 
-    def __init__(self, client: MlflowClient, experiment_id: str, parent: str, task: str) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        parent: str,
+        task: str,
+        settings: Mapping[str, str] = {},  # noqa: B006 (read only)
+    ) -> None:
         self.client = client
         self.experiment_id = experiment_id
         self.parent = parent
         self.task = task
+        self.settings = dict(settings)
+        """Tags every child carries: the search's settings (:mod:`.conventions`)."""
         self.logged: dict[int, str] = {}
         self.partial: dict[int, str] = {}
         self.best: float | None = None
@@ -146,6 +168,8 @@ class ChildRuns:
             "rlnas.seed": str(trial.seed),
             "rlnas.task": self.task,
             "rlnas.space": search.strategy.space.name,
+            "mlflow.user": conventions.user(),
+            **self.settings,
         }
         if search.fingerprint:
             tags["rlnas.fingerprint"] = search.fingerprint
@@ -169,8 +193,10 @@ class ChildRuns:
         end = trial.finished_at or time.time()
         run_id = self._run(trial, self.tags(search, trial))
         status = history.run_status(trial)
+        names = [d.name for d in search.strategy.space.signature]
+        interrupted = trial.number in search.interrupted
         try:
-            best = self._write(run_id, trial, end, interrupted=trial.number in search.interrupted)
+            best = self._write(run_id, trial, end, names, interrupted=interrupted)
         except Exception as exc:
             if not transient(exc):  # our bug or a refused write: end the run, say why
                 self.client.set_terminated(run_id, status, end_time=int(end * 1000))
@@ -180,21 +206,33 @@ class ChildRuns:
         self.logged[trial.number] = run_id
         self.best = best
 
-    def _write(self, run_id: str, trial: Trial, end: float, *, interrupted: bool) -> float | None:
+    def _write(
+        self, run_id: str, trial: Trial, end: float, names: list[str], *, interrupted: bool
+    ) -> float | None:
         """The child's params, metrics and artifacts, then the parent's curves; returns the
-        best reward so far."""
-        params = {name: param_text(v) for name, v in trial.architecture.items()}
+        best reward so far. ``names``: every decision of the space, in order."""
+        params = conventions.decision_params(names, trial.architecture, param_text)
         final: dict[str, float] = {"child/train_seconds": trial.cost}
         final.update({f"child/{k}": v for k, v in trial.metrics.items() if k not in trial.history})
         if trial.reward is not None:
             final["reward"] = trial.reward
+        epochs = max((len(v) for v in trial.history.values()), default=0)
+        stamps = conventions.epoch_times(end - trial.cost, end, epochs)
         log_batch(
-            self.client, run_id, metrics=final, params=params, curves=trial.history, timestamp=end
+            self.client,
+            run_id,
+            metrics=final,
+            params=params,
+            curves=trial.history,
+            timestamp=end,
+            epoch_stamps=stamps,
         )
         with tempfile.TemporaryDirectory() as tmp:
             record = {"child": trial.number, "hash": trial.architecture.hash}
             record["decisions"] = dict(trial.architecture)
             Path(tmp, "architecture.json").write_text(json.dumps(record, indent=1))
+            drawing = diagram.svg(params, title=f"child {trial.number}")
+            Path(tmp, "architecture.svg").write_text(drawing)
             for name, text in trial.texts.items():
                 Path(tmp, name if "." in name else name + ".txt").write_text(text)
             for name, data in trial.files.items():
@@ -226,7 +264,7 @@ class ChildRuns:
                 self.experiment_id,
                 start_time=int(trial.started_at * 1000),
                 tags=dict(tags),
-                run_name=f"child-{number:04d}",
+                run_name=conventions.child_name(self.parent, number),
             )
             self.partial[number] = run.info.run_id
         self._uncertain.discard(number)

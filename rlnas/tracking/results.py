@@ -2,8 +2,9 @@
 
 :func:`summary` is what ``rlnas search --summary`` writes; :func:`log_results` logs, as the
 search ends, ``plots/rewards.png``, ``top_k.csv``/``top_k.md``, ``best_architecture.json``,
-whatever the tracker's :class:`ArtifactWriter` s add (the zoo's controller saver adds
-``controller/``), the ``search/*`` metrics and the ``rlnas.stopped`` tags.
+the run's description (a short top-k table with links to the child runs,
+``mlflow.note.content``), whatever the tracker's :class:`ArtifactWriter` s add (the zoo's
+controller saver adds ``controller/``), the ``search/*`` metrics and the ``rlnas.stopped`` tags.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rlnas import plots
-from rlnas.tracking import front
+from rlnas.tracking import conventions, front
 from rlnas.tracking.records import log_batch
 from rlnas.trial import TrialState
 
@@ -83,6 +84,7 @@ def log_results(
     task: str,
     top_k: int,
     child_runs: Mapping[int, str],
+    experiment_id: str = "0",
     writers: Sequence[ArtifactWriter] = (),
     timestamp: float | None = None,
 ) -> None:
@@ -109,6 +111,8 @@ def log_results(
     if result.best is not None:
         metrics["search/best_reward"] = float(result.best.reward)
     tags = {"rlnas.stopped": result.stopped, "rlnas.message": result.message[:5000]}
+    title = f"{task} / {search.strategy.space.name} / {search.strategy.name}: top {top_k}"
+    tags[conventions.NOTE] = conventions.note(rows, experiment_id=experiment_id, title=title)
     if evaluated["best_run_id"]:
         tags["rlnas.best_run_id"] = evaluated["best_run_id"]
     metrics.update(pareto.get("metrics", {}))

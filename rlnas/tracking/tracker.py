@@ -4,12 +4,13 @@
 store through ``MlflowClient`` with explicit run ids (never the fluent "active run" stack),
 so that only the search loop's driver writes and parallel executors need no access to it.
 
-The parent run ``search-<space>-<task>-<time>`` holds the resolved config (``config.yaml``
+The parent run ``search-<space>-<task>-<strategy>[-warm|-cold]-<id4>`` (the names follow
+:mod:`~rlnas.tracking.conventions`) holds the resolved config (``config.yaml``
 and flattened params), the space (``space.json``) and tags ``rlnas.*``; per update the
 ``controller/*`` metrics (step = update number); per child ``child/reward`` and
 ``search/best_so_far`` (step = child number); at the end what
-:mod:`~rlnas.tracking.results` logs and the tracker's
-:class:`~rlnas.tracking.results.ArtifactWriter` s add (the zoo's
+:mod:`~rlnas.tracking.results` logs (with the top-k table as the run's description) and
+the tracker's :class:`~rlnas.tracking.results.ArtifactWriter` s add (the zoo's
 :class:`~rlnas.zoo.ControllerSaver`: ``controller/``). Status FINISHED only when the search
 ended normally. Child runs are written by :mod:`~rlnas.tracking.records` (the README's
 "MLflow layout" section lists both).
@@ -35,7 +36,7 @@ import rlnas
 from rlnas import plots
 from rlnas.config import Config, to_dict
 from rlnas.errors import TrackingError
-from rlnas.tracking import front, history, results
+from rlnas.tracking import conventions, front, history, results, view
 from rlnas.tracking.outbox import Outbox, transient
 from rlnas.tracking.records import ChildRuns, describe_run, log_batch
 from rlnas.tracking.results import ArtifactWriter
@@ -173,7 +174,6 @@ class MLflowTracker:
         assert self.client is not None
         self.experiment_id = experiment_id(self.client, self.experiment, self.tracking_uri)
         space = search.strategy.space
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         tags = {
             "rlnas.kind": "search",
             "rlnas.space": space.name,
@@ -182,20 +182,50 @@ class MLflowTracker:
             "rlnas.seed": str(search.seed),
             "rlnas.version": rlnas.__version__,
             "mlflow.source.name": "rlnas",
+            "mlflow.user": conventions.user(),
+            **self._settings(search),
         }
         if search.fingerprint:
             tags["rlnas.fingerprint"] = search.fingerprint
-        run = self.client.create_run(
-            self.experiment_id, tags=tags, run_name=f"search-{space.name}-{self.task}-{stamp}"
-        )
+        run = self.client.create_run(self.experiment_id, tags=tags)
         self.run_id = run.info.run_id
-        self._children = ChildRuns(self.client, self.experiment_id, self.run_id, self.task)
+        self._children = self._child_runs(search)
         self._open = True
         save = getattr(search, "save", None)
         if save is not None:  # from now on a crash leaves a run that `rlnas resume` continues
             save()
+        self._label(search)
         describe_run(self.client, self.run_id, search, self._logged_config(), logged={})
         log.info("MLflow parent run %s in %s", self.run_id, self.tracking_uri)
+
+    def _label(self, search: Search) -> None:
+        """The parent run's name and the experiment's saved view of the space's children
+        (:mod:`.conventions`, :mod:`.view`); written again by a resume (idempotent)."""
+        assert self.client is not None and self.run_id and self.experiment_id
+        space = search.strategy.space
+        name = conventions.search_name(
+            space=space.name,
+            task=self.task,
+            strategy=search.strategy.name,
+            warm=conventions.is_warm(self.config, search.strategy.name),
+            run_id=self.run_id,
+        )
+        self.client.update_run(self.run_id, name=name)
+        view.save(self.client, self.experiment_id, space.name, [d.name for d in space.signature])
+
+    def _settings(self, search: Search) -> dict[str, str]:
+        return conventions.settings_tags(
+            self.config,
+            strategy=search.strategy.name,
+            task=self.task,
+            space=search.strategy.space.name,
+        )
+
+    def _child_runs(self, search: Search) -> ChildRuns:
+        assert self.client is not None and self.experiment_id and self.run_id
+        return ChildRuns(
+            self.client, self.experiment_id, self.run_id, self.task, self._settings(search)
+        )
 
     def trial_finished(self, search: Search, trial: Trial) -> None:
         if not self.log_children:
@@ -256,6 +286,7 @@ class MLflowTracker:
                 task=self.task,
                 top_k=self.top_k,
                 child_runs=self.child_runs,
+                experiment_id=self.experiment_id or "0",
                 writers=self.artifacts,
                 timestamp=stamp,
             )
@@ -277,9 +308,10 @@ class MLflowTracker:
         assert self.client is not None and self.run_id is not None
         run = self.client.get_run(self.run_id)
         self.experiment_id = run.info.experiment_id
-        self._children = ChildRuns(self.client, self.experiment_id, self.run_id, self.task)
+        self._children = self._child_runs(search)
         self.client.update_run(self.run_id, status="RUNNING")
         self._open = True
+        self._label(search)
         logged = run.data.params
         describe_run(self.client, self.run_id, search, self._logged_config(), logged=logged)
         runs = history.child_runs(self.client, self.experiment_id, self.run_id)
