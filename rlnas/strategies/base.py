@@ -21,6 +21,11 @@ import numpy as np
 from rlnas.errors import RlnasError, SearchAborted
 from rlnas.space import Architecture, Chooser, Decision, Sample, Space
 
+Metrics = Mapping[str, float] | None
+"""What the evaluator measured of a child (``None``: nothing passed on)."""
+Update = Mapping[str, float] | None
+"""What a ``tell`` returns: the metrics of the policy update it made, or ``None``."""
+
 
 class SpaceExhausted(RlnasError):
     """Every architecture of the space has been proposed; the search ends normally."""
@@ -142,12 +147,7 @@ class Strategy(ABC):
         """Propose the next child."""
 
     @abstractmethod
-    def tell(
-        self,
-        sample: Sample,
-        reward: float | None,
-        metrics: Mapping[str, float] | None = None,
-    ) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         """Report a child's reward (``None``: the child failed and teaches nothing) and its
         metrics (what the evaluator measured; only a :attr:`multi_objective` strategy reads
         them, the others learn from ``reward`` alone).

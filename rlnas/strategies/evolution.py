@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar
 from rlnas.errors import require
 from rlnas.rules import Range, check_fields
 from rlnas.space import Decision, Sample, Space
-from rlnas.strategies.base import Strategy
+from rlnas.strategies.base import Metrics, Strategy, Update
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,7 @@ class RegularizedEvolution(Strategy):
 
         return self.space.sample(choose)[0]
 
-    def tell(
-        self,
-        sample: Sample,
-        reward: float | None,
-        metrics: Mapping[str, float] | None = None,
-    ) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         if reward is None:  # a failed child does not join the population
             return None
         self.population.append((sample, float(reward)))

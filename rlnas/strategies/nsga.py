@@ -29,6 +29,7 @@ from rlnas.errors import ConfigError
 from rlnas.objectives import Objective
 from rlnas.pareto import crowding_distance, non_dominated_ranks
 from rlnas.space import Sample, Space
+from rlnas.strategies.base import Metrics, Update
 from rlnas.strategies.evolution import EvolutionConfig, RegularizedEvolution
 
 DEFAULT_CONFIG = EvolutionConfig(population=20, sample_size=3)
@@ -77,12 +78,7 @@ class NsgaEvolution(RegularizedEvolution):
         self.maximize = [o.maximize for o in self.objectives]
         self.values: deque[tuple[float, ...]] = deque()
 
-    def tell(
-        self,
-        sample: Sample,
-        reward: float | None,
-        metrics: Mapping[str, float] | None = None,
-    ) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         """Report a child: ``reward`` and ``metrics`` hold its objectives' values."""
         if reward is None:  # a failed child does not join the population
             return None

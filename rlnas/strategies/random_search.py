@@ -6,11 +6,10 @@ without replacement, so it never proposes the same architecture twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 from rlnas.space import Sample
-from rlnas.strategies.base import Strategy
+from rlnas.strategies.base import Metrics, Strategy, Update
 
 
 class RandomSearch(Strategy):
@@ -22,12 +21,7 @@ class RandomSearch(Strategy):
     def ask(self) -> Sample:
         return self._draw(self._random_choice)
 
-    def tell(
-        self,
-        sample: Sample,
-        reward: float | None,
-        metrics: Mapping[str, float] | None = None,
-    ) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         return None
 
     def reset(self, seed: int) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decision, Sample, Space
 from rlnas.strategies.adam import Adam
-from rlnas.strategies.base import SpaceExhausted, Strategy, StrategyFault
+from rlnas.strategies.base import Metrics, SpaceExhausted, Strategy, StrategyFault, Update
 from rlnas.strategies.policy import LSTMPolicy
 from rlnas.strategies.unseen import UnseenShares
 
@@ -243,12 +243,7 @@ class ReinforceController(Strategy):
         return self.policy.greedy(self.temperature)
 
     # -- learning --------------------------------------------------------------------------
-    def tell(
-        self,
-        sample: Sample,
-        reward: float | None,
-        metrics: Mapping[str, float] | None = None,
-    ) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         if reward is None:  # a failed child without a configured reward teaches nothing
             return None
         reward = float(reward)
