@@ -29,9 +29,16 @@ import numpy as np
 from rlnas import final_steps as steps
 from rlnas.config import Config
 from rlnas.ensemble import build_ensemble, fit_weights
-from rlnas.errors import ChildFailure, ConfigError
+from rlnas.errors import ChildFailure, ConfigError, FieldError
 from rlnas.factory import make_space
-from rlnas.final import FinalData, check_test_time_views, final_data, predict, score
+from rlnas.final import (
+    FinalData,
+    RegressionReport,
+    check_test_time_views,
+    final_data,
+    predict,
+    score,
+)
 from rlnas.tasks import load_task
 from rlnas.tracking.final_recorder import FinalRecorder
 from rlnas.tracking.front import read_front
@@ -100,6 +107,7 @@ def prepare(
     task = load_task(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
     check_test_time_views(cfg.final, cfg.task.name, task.spec)
+    _check_regression(cfg, task.spec.task)
     members = []
     for child in top:
         decisions = decode_decisions(space, child)
@@ -258,8 +266,7 @@ def _final_model(
         "search_reward": child.reward,
         "run_id": run_id,
         "status": "FINISHED",
-        "test_accuracy": report.accuracy,
-        "test_macro_f1": report.macro_f1,
+        **summary_figures(report),
         "params": int(params),
         "epochs": epochs,  # after a final.budget_seconds cut
         "train_seconds": seconds,
@@ -328,3 +335,31 @@ def _ensemble(
         "model_uri": model_uri,
         "registered": None if version is None else f"{name}/{version}",
     }
+
+
+def summary_figures(report: Any) -> dict[str, Any]:
+    """A final model's test figures for the summary: accuracy and macro F1 of a classifier;
+    MAE, RMSE and R² of a regression, whose accuracy and F1 are null (it has no classes)."""
+    if isinstance(report, RegressionReport):
+        return {
+            "test_accuracy": None,
+            "test_macro_f1": None,
+            "test_mae": report.mae,
+            "test_rmse": report.rmse,
+            "test_r2": report.r2,
+        }
+    return {"test_accuracy": report.accuracy, "test_macro_f1": report.macro_f1}
+
+
+def _check_regression(cfg: Config, task: str) -> None:
+    """Final settings that need classes, refused for a regression before any training."""
+    if task != "regression":
+        return
+    if cfg.final.label_smoothing:
+        raise FieldError(
+            "final.label_smoothing", cfg.final.label_smoothing, "0 for a regression (no classes)"
+        )
+    if cfg.final.ensemble:
+        raise FieldError(
+            "final.ensemble", True, "false for a regression (ensembles average classes)"
+        )

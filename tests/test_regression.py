@@ -180,6 +180,22 @@ def test_csv_regression_search_through_the_cli(tmp_path):
         assert m["reward"] == -m["child/val_mae"] and m["child/val_mse"] > 0
         assert "child/val_accuracy" not in m
     assert summary["best_reward"] == max(r.data.metrics["reward"] for r in children)
+    # rlnas final scores the regression with its own figures (no accuracy: it has no classes)
+    final = rlnas(
+        ["final", summary["run_id"], "--top-k", "1", "--epochs", "1", "--summary", "f.json"],
+        tmp_path, uri,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    model = json.loads((tmp_path / "f.json").read_text())["models"][0]
+    assert model["test_accuracy"] is None and model["test_macro_f1"] is None
+    assert model["test_mae"] > 0 and model["test_rmse"] >= model["test_mae"]
+    assert "test MAE" in final.stdout
+    smoothed = rlnas(
+        ["final", summary["run_id"], "--set", "final.label_smoothing=0.1"], tmp_path, uri
+    )
+    assert smoothed.returncode == 2
+    lines = smoothed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "final.label_smoothing" in lines[0], smoothed.stderr
 
 
 @pytest.mark.slow

@@ -125,18 +125,23 @@ def _report(summary: dict) -> None:
         f"Final models of search {summary['search_run_id']} ({summary['task']}, "
         f"{summary['space']}): up to {summary['epochs']} epochs on {summary['fit']}."
     )
+    regression = any("test_mae" in m for m in summary["models"])
+    figures = f"{'test MAE':>9} {'RMSE':>9} {'R2':>6}" if regression else "test acc macro F1"
     print(
-        f"{'rank':>4} {'child':>5} {'search':>8} {'epochs':>6} {'test acc':>8} {'macro F1':>8} "
+        f"{'rank':>4} {'child':>5} {'search':>8} {'epochs':>6} {figures} "
         f"{'params':>9}  run / registered model"
     )
     for m in summary["models"]:
         if m["status"] != "FINISHED":
             print(f"{m['rank']:>4} {m['child']:>5}  FAILED: {m.get('message', '')}")
             continue
+        if regression:
+            test = f"{m['test_mae']:>9.4g} {m['test_rmse']:>9.4g} {m['test_r2']:>6.3f}"
+        else:
+            test = f"{m['test_accuracy']:>8.4f} {m['test_macro_f1']:>8.4f}"
         print(
             f"{m['rank']:>4} {m['child']:>5} {m['search_reward']:>8.4f} {m['epochs']:>6} "
-            f"{m['test_accuracy']:>8.4f} {m['test_macro_f1']:>8.4f} {m['params']:>9}  "
-            f"{m['run_id']} {m['registered'] or ''}"
+            f"{test} {m['params']:>9}  {m['run_id']} {m['registered'] or ''}"
         )
     e = summary.get("ensemble")
     if e:
