@@ -265,6 +265,12 @@ def test_search_writes_the_summary_and_prints_the_best(tmp_path, store, toy_part
     assert data["best_reward"] == run.data.metrics["search/best_reward"]
     assert f"Best child {data['best_child']}: reward {data['best_reward']:.4f}" in out
     assert "rlnas ui" in out
+    # the address of the saved view (children by reward, decisions as columns) is printed
+    view = f"/#/experiments/{data['experiment_id']}/runs?viewStateShareKey=rlnas-"
+    assert view in out
+    tags = mlflow.MlflowClient(store).get_experiment(data["experiment_id"]).tags
+    key = out.split("viewStateShareKey=")[1].split(")")[0].strip()
+    assert f"mlflow.sharedViewState.{key}" in tags
     assert "4/4 children" in err  # the progress lines
 
 

@@ -32,7 +32,7 @@ from rlnas.progress import ProgressBar, clock
 from rlnas.search import Budget, FailurePolicy, Search, SearchResult
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
-from rlnas.tracking import DEFAULT_URI, MLflowTracker, normalize_uri
+from rlnas.tracking import DEFAULT_URI, MLflowTracker, normalize_uri, view
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -212,7 +212,7 @@ def execute(p: Prepared, cfg: Config, args: argparse.Namespace) -> int:
         path = Path(args.summary)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=1) + "\n")
-    _report(cfg, result, summary)
+    _report(cfg, result, summary, p.search.strategy.space.name)
     again = f"rlnas resume {summary['run_id']}"
     if result.stopped == "interrupted":
         print(f"Search interrupted, its state saved; continue it with: {again}", file=sys.stderr)
@@ -255,7 +255,7 @@ def _reward_name(cfg: Config) -> str:
     return child.metric if child.maximise else f"-{child.metric}"
 
 
-def _report(cfg: Config, result: SearchResult, summary: dict[str, Any]) -> None:
+def _report(cfg: Config, result: SearchResult, summary: dict[str, Any], space: str) -> None:
     """The best architecture and where to look at the search (stdout)."""
     out = sys.stdout
     best = result.best
@@ -274,10 +274,10 @@ def _report(cfg: Config, result: SearchResult, summary: dict[str, Any]) -> None:
     )
     if "saved_controller" in summary:
         print(f"Controller saved to {summary['saved_controller']}.", file=out)
-    uri = summary["tracking_uri"]
-    if uri.startswith(("http://", "https://")):
-        print(f"Open {uri} in a browser to compare the children.", file=out)
-    elif uri == normalize_uri(DEFAULT_URI):
-        print("Open the UI: rlnas ui   (then http://127.0.0.1:5000)", file=out)
-    else:
-        print(f"Open the UI: rlnas ui --uri {uri}", file=out)
+    uri, experiment = summary["tracking_uri"], summary["experiment_id"]
+    if uri.startswith(("http://", "https://")):  # the children by reward, decisions as columns
+        print(f"Compare the children: {view.url(uri, experiment, space)}", file=out)
+        return
+    local = view.url("http://127.0.0.1:5000", experiment, space)
+    ui = "rlnas ui" if uri == normalize_uri(DEFAULT_URI) else f"rlnas ui --uri {uri}"
+    print(f"Open the UI: {ui}   (then {local})", file=out)
