@@ -272,6 +272,9 @@ def test_search_writes_the_summary_and_prints_the_best(tmp_path, store, toy_part
     key = out.split("viewStateShareKey=")[1].split(")")[0].strip()
     assert f"mlflow.sharedViewState.{key}" in tags
     assert "4/4 children" in err  # the progress lines
+    inputs = mlflow.MlflowClient(store).get_run(data["run_id"]).inputs.dataset_inputs
+    contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
+    assert contexts == {"training", "validation"}  # the test split is not the search's
 
 
 def test_ctrl_c_exits_130_with_the_run_killed(tmp_path, store, toy_parts, capsys):

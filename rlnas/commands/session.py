@@ -28,6 +28,7 @@ from rlnas.config import Config, to_dict
 from rlnas.errors import ConfigError, FieldError
 from rlnas.evaluators.config import reward_metric
 from rlnas.final import check_test_time_views
+from rlnas.final_steps import task_label
 from rlnas.progress import ProgressBar, clock
 from rlnas.search import Budget, FailurePolicy, Search, SearchResult
 from rlnas.space import Space
@@ -78,6 +79,10 @@ def prepare(
     tracker = MLflowTracker.from_config(cfg, artifacts=[saver])
     tracker.connect()  # an unreachable store stops us before any work
     space = factory.make_space(cfg)  # loads and checks the data
+    if cfg.task.name != "nb201":  # the splits the search uses, as the parent run's inputs
+        data = factory.load_task_data(cfg)
+        splits = {"training": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val)}
+        tracker.datasets = (splits, task_label(cfg))
     if cfg.final.test_time_flip or cfg.final.test_time_shift:  # now, not hours later
         check_test_time_views(cfg.final, cfg.task.name, factory.load_task_data(cfg).spec)
     strategy = _strategy(cfg, space, tracker.tracking_uri, warm=resume is None)

@@ -90,17 +90,8 @@ class FinalRecorder:
             yield
 
     def log_datasets(self, run_id: str, splits: Mapping[str, tuple[Any, Any]], source: str) -> None:
-        """Log each split (context -> ``(x, y)``) as a run input: a NumPy data set named
-        ``<source>-<context>`` with its digest and shapes (metadata only, no data copied)."""
-        import mlflow.data  # lazy, as everywhere under rlnas.tracking
-        from mlflow.entities import DatasetInput, InputTag
-
-        inputs = []
-        for context, (x, y) in splits.items():
-            data = mlflow.data.from_numpy(x, targets=y, name=f"{source}-{context}", source=source)
-            tag = InputTag("mlflow.data.context", context)
-            inputs.append(DatasetInput(data._to_mlflow_entity(), tags=[tag]))
-        self.client.log_inputs(run_id, datasets=inputs)
+        """Log each split as a run input (:func:`log_datasets`)."""
+        log_datasets(self.client, run_id, splits, source)
 
     def crown(self, name: str, version: str) -> None:
         """Point the alias ``champion`` of registered model ``name`` at ``version``."""
@@ -204,3 +195,19 @@ def record_export(
     """Log an export's figures and its file (under ``tflite/``) on final run ``run_id``."""
     log_batch(client, run_id, metrics=metrics)
     client.log_artifact(run_id, str(output), "tflite")
+
+
+def log_datasets(
+    client: MlflowClient, run_id: str, splits: Mapping[str, tuple[Any, Any]], source: str
+) -> None:
+    """Log each split (context -> ``(x, y)``) as an input of ``run_id``: a NumPy data set named
+    ``<source>-<context>`` with its digest and shapes (metadata only, no data copied)."""
+    import mlflow.data  # lazy, as everywhere under rlnas.tracking
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = []
+    for context, (x, y) in splits.items():
+        data = mlflow.data.from_numpy(x, targets=y, name=f"{source}-{context}", source=source)
+        tag = InputTag("mlflow.data.context", context)
+        inputs.append(DatasetInput(data._to_mlflow_entity(), tags=[tag]))
+    client.log_inputs(run_id, datasets=inputs)

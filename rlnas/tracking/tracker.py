@@ -37,6 +37,7 @@ from rlnas import plots
 from rlnas.config import Config, to_dict
 from rlnas.errors import TrackingError
 from rlnas.tracking import conventions, front, history, results, view
+from rlnas.tracking.final_recorder import log_datasets
 from rlnas.tracking.outbox import Outbox, transient
 from rlnas.tracking.records import ChildRuns, describe_run, log_batch
 from rlnas.tracking.results import ArtifactWriter
@@ -97,6 +98,9 @@ class MLflowTracker:
         self.experiment_id: str | None = None
         self.run_id: str | None = None
         self.status: str | None = None  # the parent run's final MLflow status
+        self.datasets: tuple[Mapping[str, tuple[Any, Any]], str] | None = None
+        """The search's data as (split -> ``(x, y)``, source name): logged as the parent run's
+        inputs when it starts (the test split is not the search's: final runs log it)."""
         self.log_children = True
         """Open a child run per child; False in shared mode, where
         :class:`rlnas.tracking.shared_log.SharedRunLog` records a table instead."""
@@ -196,6 +200,8 @@ class MLflowTracker:
             save()
         self._label(search)
         describe_run(self.client, self.run_id, search, self._logged_config(), logged={})
+        if self.datasets is not None:
+            log_datasets(self.client, self.run_id, *self.datasets)
         log.info("MLflow parent run %s in %s", self.run_id, self.tracking_uri)
 
     def _label(self, search: Search) -> None:
