@@ -14,11 +14,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from rlnas import factory
-from rlnas.config import load_config
-from rlnas.progress import ProgressBar
-from rlnas.search import Budget, Search
-from rlnas.tracking import MLflowTracker
+import rlnas
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "diabetes_csv.yaml"
 
@@ -32,33 +28,20 @@ def write_diabetes(folder: Path) -> Path:
     return path
 
 
-def main(overrides: tuple[str, ...] = ()) -> float:
+def main(**overrides) -> float:
+    """Search the table; ``overrides``: settings as ``rlnas.search`` takes them."""
     with tempfile.TemporaryDirectory() as tmp:
         csv = write_diabetes(Path(tmp))
-        cfg = load_config(CONFIG, [f"task.path={csv}", *overrides])
-        tracker = MLflowTracker.from_config(cfg)
-        tracker.connect()
-        space = factory.make_space(cfg)  # reads, splits and encodes the table
-        data = factory.load_task_data(cfg)
-        print(f"data: {data.source}")
-        search = Search(
-            factory.make_strategy(cfg, space),
-            factory.make_executor(cfg),
-            Budget(children=cfg.search.children),
-            seed=cfg.seed,
-            observers=[tracker, ProgressBar(cfg.search.children)],
-        )
-        with tracker:
-            result = search.run()
+        task = {"name": "table", "path": str(csv), "target": "target"}
+        result = rlnas.search(config=CONFIG, task=task, **overrides)
     best = result.best
     mae = best.metrics["val_mae"]
     print(
-        f"best child {best.number}: validation MAE {mae:.1f} (target std "
-        f"{data.spec.target_std[0]:.1f}), reward {best.reward:.2f}, "
+        f"best child {best.number}: validation MAE {mae:.1f}, reward {best.reward:.2f}, "
         f"{int(best.metrics['params'])} parameters"
     )
     print("decisions:", dict(best.architecture))
-    print(f"MLflow parent run {tracker.run_id} in {tracker.tracking_uri}")
+    print(f"MLflow parent run {result.run_id}")
     return mae
 
 

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlnas import factory
-from rlnas.config import load_config
-from rlnas.progress import ProgressBar
-from rlnas.search import Budget, Search
-from rlnas.tracking import MLflowTracker
+import rlnas
 
 
 def write_signals(folder: Path) -> Path:
@@ -32,39 +28,16 @@ def write_signals(folder: Path) -> Path:
     return path
 
 
-def main(overrides: tuple[str, ...] = ()) -> float:
+def main(**overrides) -> float:
+    """Search the signals; ``overrides``: settings as ``rlnas.search`` takes them."""
     with tempfile.TemporaryDirectory() as tmp:
         path = write_signals(Path(tmp))
-        cfg = load_config(
-            None,
-            [
-                "task.name=npz",
-                f"task.path={path}",
-                "task.input_kind=sequence",  # (N, 40) -> (N, 40, 1): 40 steps, 1 channel
-                "layers.num_layers=3",
-                "layers.filters=[16,32]",
-                "layers.kernel_sizes=[3,5]",
-                "layers.augmentations=[none]",
-                "child.epochs=8",
-                "search.children=6",
-                "controller.batch_size=3",
-                "tracking.experiment=sequence_npz",
-                *overrides,
-            ],
+        task = {"name": "npz", "path": str(path), "input_kind": "sequence"}  # (N, 40) -> (N, 40, 1)
+        layers = {"num_layers": 3, "filters": [16, 32], "kernel_sizes": [3, 5]}
+        settings = dict(epochs=8, children=6, experiment="sequence_npz", controller__batch_size=3)
+        result = rlnas.search(
+            task=task, layers={**layers, "augmentations": ["none"]}, **{**settings, **overrides}
         )
-        tracker = MLflowTracker.from_config(cfg)
-        tracker.connect()
-        space = factory.make_space(cfg)
-        print("inputs:", factory.load_task_data(cfg).spec.input_shape, "(steps, channels)")
-        search = Search(
-            factory.make_strategy(cfg, space),
-            factory.make_executor(cfg),
-            Budget(children=cfg.search.children),
-            seed=cfg.seed,
-            observers=[tracker, ProgressBar(cfg.search.children)],
-        )
-        with tracker:
-            result = search.run()
     best = result.best
     print(f"best child {best.number}: val_accuracy {best.reward:.4f}")
     print("decisions:", dict(best.architecture))

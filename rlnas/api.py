@@ -45,7 +45,7 @@ __all__ = ["SearchResult", "export", "final", "search"]
 # Longer than our 60-line guide only through its keyword list and docstring (the body is
 # under 40 lines): every setting a Keras user passes to it is a named, documented argument.
 def search(
-    space: Any = "layers",
+    space: Any = None,
     x: Any = None,
     y: Any = None,
     *,
@@ -68,16 +68,17 @@ def search(
     """Search ``space`` on ``x``/``y`` (or ``task``); the :class:`SearchResult`.
 
     ``space``: a ``build(d, spec)`` function, a :class:`~rlnas.space.Space`, a built-in name
-    (``layers``, ``nasnet``) or an import path. ``strategy``: reinforce, random, rea, a
-    Strategy subclass or an import path. ``train``: your own ``train(model, data, d)``
-    returning the reward. Arguments left at ``None`` keep the config's value (defaults:
-    1 epoch, 10 children, reinforce, inline, seed 0). ``overrides``: any other setting,
+    (``layers``, ``nasnet``) or an import path; ``None``: the config's (default ``layers``).
+    ``strategy``: reinforce, random, rea, a Strategy subclass or an import path. ``train``:
+    your own ``train(model, data, d)`` returning the reward. Arguments left at ``None`` keep
+    the config's value (defaults: 1 epoch, 10 children, reinforce, inline, seed 0). ``overrides``: any other setting,
     ``section__key=value`` (``controller__batch_size=4``) or a whole section as a dict.
     ``keep_weights``: keep the best children's weights, so ``best_model()`` needs no
     retraining.
     """
     data = _base(config)
-    data["space"] = _named(space, "space")
+    if space is not None:  # else the config's (default: layers)
+        data["space"] = _named(space, "space")
     if strategy is not None:
         data["strategy"] = _named(strategy, "strategy")
     child = data.setdefault("child", {})
