@@ -71,10 +71,10 @@ def search(
     (``layers``, ``nasnet``) or an import path; ``None``: the config's (default ``layers``).
     ``strategy``: reinforce, random, rea, a Strategy subclass or an import path. ``train``:
     your own ``train(model, data, d)`` returning the reward. Arguments left at ``None`` keep
-    the config's value (defaults: 1 epoch, 10 children, reinforce, inline, seed 0). ``overrides``: any other setting,
-    ``section__key=value`` (``controller__batch_size=4``) or a whole section as a dict.
-    ``keep_weights``: keep the best children's weights, so ``best_model()`` needs no
-    retraining.
+    the config's value (defaults: 1 epoch, 10 children, reinforce, inline, seed 0).
+    ``overrides``: any other setting, ``section__key=value`` (``controller__batch_size=4``)
+    or a whole section as a dict. ``keep_weights``: keep the best children's weights, so
+    ``best_model()`` needs no retraining.
     """
     data = _base(config)
     if space is not None:  # else the config's (default: layers)
