@@ -8,7 +8,6 @@ processes call (through ``functools.partial``) to build their own evaluator.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 
 from rlnas import registry
@@ -23,8 +22,6 @@ from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
 from rlnas.tasks import TaskSpec, load_given_validation, load_task
-
-log = logging.getLogger("rlnas.data")
 
 
 @functools.lru_cache(maxsize=4)
@@ -42,15 +39,9 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
     if cfg.task.name == "nb201":
         raise FieldError("space", cfg.space, "nb201 for task nb201 (a table of nb201 cells)")
     if spec is None:
-        data = load_task_data(cfg)
-        spec, notes = data.spec, getattr(data, "notes", ())  # type: ignore[attr-defined]
-    else:
-        notes = ()
+        spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
     check_metric(cfg.child, spec.task)  # before any child trains, in any executor
-    space = registry.make_space(cfg, spec)
-    for note in notes:  # how the user's data was read, once the space accepted it
-        log.warning("%s", note)
-    return space
+    return registry.make_space(cfg, spec)
 
 
 def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -34,6 +35,8 @@ from rlnas.search import Budget, FailurePolicy, Search, SearchResult
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
 from rlnas.tracking import DEFAULT_URI, MLflowTracker, normalize_uri, view
+
+log = logging.getLogger("rlnas.data")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -81,6 +84,8 @@ def prepare(
     space = factory.make_space(cfg)  # loads and checks the data
     if cfg.task.name != "nb201":  # the splits the search uses, as the parent run's inputs
         data = factory.load_task_data(cfg)
+        for note in data.notes:  # how the user's data was read, once the space accepted it
+            log.warning("%s", note)
         splits = {"training": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val)}
         tracker.datasets = (splits, task_label(cfg))
     if cfg.final.test_time_flip or cfg.final.test_time_shift:  # now, not hours later
