@@ -37,6 +37,9 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
     cost: float = 0.0
+    epoch_ends: list[float] = field(default_factory=list)
+    """The wall-clock time (``time.time()``, seconds) at which each epoch of ``history``
+    ended, measured where the child trained; empty when the evaluator does not know."""
     texts: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     """Binary artifacts, such as the trained weights of a child kept with
@@ -56,6 +59,7 @@ class Trial:
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)
     cost: float = 0.0
+    epoch_ends: list[float] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
     failure_reason: str | None = None
     message: str | None = None
@@ -75,6 +79,7 @@ class Trial:
         self.metrics = dict(outcome.metrics)
         self.history = {k: list(v) for k, v in outcome.history.items()}
         self.cost = float(outcome.cost)
+        self.epoch_ends = [float(t) for t in outcome.epoch_ends]
         self.texts = dict(outcome.texts)
         self.files = dict(outcome.files)
         self.finished_at = time.time()

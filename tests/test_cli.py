@@ -79,6 +79,29 @@ def test_missing_config_file_and_bad_set(tmp_path, store):
     assert_one_line_error(proc, "`child.epochs`: expected an integer >= 1, got 0.")
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-c", "c.yaml", "--resume", "0" * 32], "argument --resume: not allowed with argument"),
+        (["--resume", "0" * 32, "-c", "c.yaml"], "argument --config/-c: not allowed with argument"),
+        (["--set", "child.epochs=2"], "one of the arguments --config/-c --resume is required"),
+    ],
+)
+def test_search_takes_a_config_or_a_run_to_resume_never_both(
+    tmp_path, store, capsys, monkeypatch, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    config(tmp_path, "search: {children: 1}")
+    before = run_count(store)
+    with pytest.raises(SystemExit) as stop:  # refused by the parser, before any work
+        cli.main(["search", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"rlnas search: error: {message}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    assert run_count(store) == before
+
+
 def npz(tmp_path, **arrays):
     path = tmp_path / "data.npz"
     np.savez(path, **arrays)

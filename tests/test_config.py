@@ -413,7 +413,7 @@ def test_help_states_defaults():
     bench = sub["bench"]._actions[-1].choices["nb201"].format_help()
     assert "(default: 300)" in " ".join(bench.split())
     search = " ".join(sub["search"].format_help().split())
-    assert "(required unless --resume)" in search and "(default: None)" not in search
+    assert "(--config FILE | --resume RUN_ID)" in search and "(default: None)" not in search
 
 
 def test_config_errors_reach_the_console_as_one_line(tmp_path, capsys):

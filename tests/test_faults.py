@@ -85,8 +85,9 @@ def searches(tmp_path_factory):
         ("child", ["is not an rlnas search (an rlnas child run)"]),
         ("finished", ["finished (stopped: budget); there is nothing to resume"]),
         ("form", ["RUN_ID: expected an MLflow run id"]),
-        ("experiment", ["belongs to experiment 'rlnas', not 'other'"]),
-        ("changed", ["`child.epochs`: the config differs from the search's saved config"]),
+        ("experiment", ["--set tracking.experiment: a resumed search keeps its settings"]),
+        ("changed", ["--set child.epochs: a resumed search keeps its settings"]),
+        ("two_stores", ["--uri", "name two stores; give one of them"]),
         ("no_store", ["no tracking store at"]),
         ("other_store", ["does not exist in the tracking store"]),
     ],
@@ -98,14 +99,15 @@ def test_a_bad_resume_is_one_line_and_writes_nothing(
     monkeypatch.chdir(root)
     stopped = searches["stopped"]["run_id"]
     other = f"sqlite:///{tmp_path}/other.db"
+    store = ["--set", f"tracking.uri={uri}"]  # the store of `search --resume`
     args = {
         "missing": ["resume", "0123456789abcdef0123456789abcdef", "--uri", uri],
         "child": ["resume", searches["child"], "--uri", uri],
-        "finished": ["search", "--resume", searches["finished"]["run_id"], "-c", "c.yaml"],
+        "finished": ["search", "--resume", searches["finished"]["run_id"], *store],
         "form": ["resume", "../../etc", "--uri", uri],
-        "experiment": ["search", "--resume", stopped, "-c", "c.yaml"]
-        + ["--set", "tracking.experiment=other"],
-        "changed": ["search", "--resume", stopped, "-c", "c.yaml", "--set", "child.epochs=3"],
+        "experiment": ["search", "--resume", stopped, *store, "--set", "tracking.experiment=o"],
+        "changed": ["search", "--resume", stopped, *store, "--set", "child.epochs=3"],
+        "two_stores": ["resume", stopped, "--uri", uri, "--set", f"tracking.uri={other}"],
         "no_store": ["resume", stopped, "--uri", f"sqlite:///{tmp_path}/none.db"],
         "other_store": ["resume", stopped, "--uri", other],
     }[case]
@@ -162,8 +164,9 @@ def test_a_search_still_running_is_not_resumed_twice(searches, capsys, monkeypat
 def test_search_resume_continues_with_the_saved_config_and_a_longer_budget(
     tmp_path, monkeypatch, capsys
 ):
-    """``rlnas search --resume`` after Ctrl-C: the same config file (its budget raised) is
-    accepted, the child in flight runs again, the parent run finishes."""
+    """``rlnas search --resume`` after Ctrl-C: the saved config (its budget raised, the store
+    named with ``--set tracking.uri``), the child in flight runs again, the parent run
+    finishes."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     (tmp_path / "c.yaml").write_text(
         f"strategy: random\nsearch: {{children: 3}}\ntracking: {{uri: '{uri}'}}\n"
@@ -176,7 +179,8 @@ def test_search_resume_continues_with_the_saved_config_and_a_longer_budget(
     run_id = json.loads((tmp_path / "a.json").read_text())["run_id"]
     assert "continue it with: rlnas resume " + run_id in capsys.readouterr().err
     evaluators.pop(0)
-    args = ["search", "--resume", run_id, "-c", "c.yaml", "--set", "search.children=5"]
+    args = ["search", "--resume", run_id, "--set", f"tracking.uri={uri}"]
+    args += ["--set", "search.children=5"]
     assert cli.main([*args, "--summary", "b.json", "--no-progress"]) == 0
     summary = json.loads((tmp_path / "b.json").read_text())
     assert summary["run_id"] == run_id and summary["status"] == "FINISHED"

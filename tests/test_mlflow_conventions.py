@@ -105,7 +105,7 @@ def test_each_epoch_is_logged_at_its_own_time(store, toy_space, toy_evaluator):
         curve = client.get_metric_history(run.info.run_id, "child/val_accuracy")
         stamps = [m.timestamp for m in sorted(curve, key=lambda m: m.step)]
         assert len(stamps) == 3 and stamps == sorted(stamps) and len(set(stamps)) == 3
-        assert stamps[-1] == int(trial.finished_at * 1000)
+        assert stamps[-1] == round(trial.finished_at * 1000)  # no measured ends: split evenly
 
 
 def test_a_warm_started_search_says_so_in_its_name_and_on_its_children():

@@ -9,9 +9,10 @@ set RUNNING again and finished as usual.
 
 Everything is checked before anything is written: a run that does not exist in this
 store, is not an rlnas search, belongs to another experiment or store, or has finished,
-is refused with one line (exit status 2). ``rlnas search --resume RUN_ID [--config FILE]``
-does the same; the file, if given, must agree with the search's saved config, except for
-the settings in :data:`CHANGEABLE` (a resumed search may run on other hardware, or longer).
+is refused with one line (exit status 2). ``rlnas search --resume RUN_ID`` does the same
+(its parser refuses ``--config`` beside it: a search resumes with its saved config). Only the
+settings in :data:`CHANGEABLE` may be changed with ``--set`` (a resumed search may run on
+other hardware, or longer); ``--set tracking.uri=URI`` names the store, as ``--uri`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from rlnas.checkpoint import FILE, read, running, state_dir
 from rlnas.commands import add_command, session
 from rlnas.commands.session import add_run_options
-from rlnas.config import Config, TrackingConfig, apply_override, from_dict, load_config, to_dict
+from rlnas.config import Config, TrackingConfig, apply_override, from_dict
 from rlnas.errors import ConfigError, TrackingError
 from rlnas.tracking.outbox import transient
 from rlnas.tracking.store import connect, first_line, normalize_uri, redact, sqlite_path
@@ -61,20 +62,16 @@ def run(args: argparse.Namespace) -> int:
     return resume(args.run_id, args, uri=args.uri)
 
 
-def resume(
-    run_id: str, args: argparse.Namespace, *, uri: str | None = None, config_path: str | None = None
-) -> int:
+def resume(run_id: str, args: argparse.Namespace, *, uri: str | None = None) -> int:
     """Check, rebuild and run the search of ``run_id``; the command's exit status."""
-    given = load_config(config_path, args.set) if config_path else None
-    if uri is None:
-        uri = (given.tracking if given is not None else TrackingConfig()).resolved_uri()
+    changes = [item for item in args.set if _key(item) != STORE]
+    for item in changes:
+        _changeable(_key(item))
+    uri = _store(uri, [item for item in args.set if _key(item) == STORE])
     state = load_state(run_id, uri)
     header = state["header"]
     data = header["config"]
-    if given is not None:
-        _agree(given, data, header)
-    for item in args.set:
-        _changeable(item.partition("=")[0].strip())
+    for item in changes:
         apply_override(data, item)
     data.setdefault("tracking", {})["uri"] = header["tracking_uri"]  # where the run is
     cfg = from_dict(Config, data)
@@ -85,6 +82,31 @@ def resume(
         resume=(run_id, state["search"]),
     )
     return session.execute(p, cfg, args)
+
+
+STORE = "tracking.uri"
+"""The one setting ``--set`` gives a resume that is not a change: where the search's store is."""
+
+
+def _key(item: str) -> str:
+    return item.partition("=")[0].strip()
+
+
+def _store(uri: str | None, items: list[str]) -> str:
+    """The store to resume from: ``--uri``, else ``--set tracking.uri=``, else the default."""
+    given: list[str] = []
+    for item in items:
+        data: dict[str, Any] = {}
+        apply_override(data, item)
+        value = data["tracking"]["uri"]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"--set tracking.uri: expected a tracking store URI, got {value!r}.")
+        given.append(value.strip())
+    if uri is not None and given and given[-1] != uri:
+        raise ConfigError(
+            f"--set tracking.uri={given[-1]} and --uri {uri} name two stores; give one of them."
+        )
+    return uri or (given[-1] if given else TrackingConfig().resolved_uri())
 
 
 def load_state(run_id: str, uri: str) -> dict[str, Any]:
@@ -154,36 +176,10 @@ def _get_run(client, run_id: str, uri: str):
         ) from None
 
 
-def _agree(given, saved: dict, header: dict) -> None:
-    """``given`` (from --config and --set) may differ from ``saved`` only where allowed."""
-    if given.tracking.experiment != header["experiment"]:
-        raise TrackingError(
-            f"tracking.experiment: run {header['run_id']} belongs to experiment "
-            f"{header['experiment']!r}, not {given.tracking.experiment!r}."
-        )
-    for key, (old, new) in _differences(saved, to_dict(given)).items():
-        if not key.startswith(CHANGEABLE) and key != "tracking.uri":
-            raise ConfigError(
-                f"`{key}`: the config differs from the search's saved config ({old!r} saved, "
-                f"{new!r} given); a search resumes with its own settings. Leave out --config, "
-                "or change only executor.* and the budget."
-            )
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple]:
-    out: dict[str, tuple] = {}
-    for key in a.keys() | b.keys():
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out.update(_differences(x, y, f"{prefix}{key}."))
-        elif x != y:
-            out[f"{prefix}{key}"] = (x, y)
-    return out
-
-
 def _changeable(key: str) -> None:
     if not key.startswith(CHANGEABLE):
         raise ConfigError(
             f"--set {key}: a resumed search keeps its settings; only executor.* and "
-            "search.children, search.wall_seconds, search.budget_seconds can change."
+            "search.children, search.wall_seconds, search.budget_seconds can change "
+            "(and tracking.uri names the store the search used)."
         )

@@ -7,7 +7,8 @@ nothing behind that looks like a run.
 
 The search's state is saved beside the tracking store after every child
 (:mod:`rlnas.checkpoint`); ``--resume RUN_ID`` (or ``rlnas resume``) continues a search that
-was stopped or killed. Ctrl-C (or SIGTERM) stops cleanly, exit status 130. The work is
+was stopped or killed, with the config saved with it: ``--config`` and ``--resume`` exclude
+each other. Ctrl-C (or SIGTERM) stops cleanly, exit status 130. The work is
 shared with ``rlnas resume`` in :mod:`rlnas.commands.session`.
 """
 
@@ -26,21 +27,23 @@ __all__ = ["Prepared", "add_run_options", "execute", "prepare", "register", "run
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "search", "run a search from a YAML config", run)
-    p.add_argument(
-        "--config", "-c", metavar="FILE", help="YAML config file (required unless --resume)"
-    )
-    p.add_argument(
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--config", "-c", metavar="FILE", help="YAML config file of a new search")
+    start.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="continue the stopped or killed search of this MLflow run instead (its saved "
-        "config is used; --config, if given, must agree with it)",
+        help="continue the stopped or killed search of this MLflow run instead, with the "
+        "config saved with it (as `rlnas resume RUN_ID`; its store: --set tracking.uri=URI, "
+        "else $MLFLOW_TRACKING_URI, else runs/mlflow.db)",
     )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set child.epochs=2 (repeatable)",
+        help="override a config value, e.g. --set child.epochs=2 (repeatable); with --resume "
+        "only executor.*, search.children, search.wall_seconds, search.budget_seconds and "
+        "tracking.uri",
     )
     add_run_options(p)
 
@@ -50,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
     MLflow under the search's parent run."""
     if args.summary and Path(args.summary).is_dir():
         raise ConfigError(f"--summary: {args.summary!r} is a folder; expected a file path.")
-    if args.resume:
-        return resume.resume(args.resume, args, config_path=args.config)
-    if not args.config:
-        raise ConfigError("--config: a YAML config file is required (or --resume RUN_ID).")
+    if args.resume:  # the parser allows --config or --resume, never both
+        return resume.resume(args.resume, args)
     cfg = load_config(args.config, args.set)
     p = session.prepare(cfg, save_controller=args.save_controller, progress=not args.no_progress)
     return session.execute(p, cfg, args)

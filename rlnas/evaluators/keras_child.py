@@ -114,6 +114,18 @@ class _Validate(keras.callbacks.Callback):
             logs[f"val_{key}"] = value
 
 
+class _EpochClock(keras.callbacks.Callback):
+    """The wall-clock time at which each epoch ended (after its validation, so it runs
+    last), for the child's per-epoch metrics in MLflow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(time.time())
+
+
 class KerasEvaluator:
     """Evaluates architectures of ``space`` by training Keras children on ``data``."""
 
@@ -192,9 +204,9 @@ class KerasEvaluator:
                     "(traceback.txt in the child's run)",
                     texts={"traceback.txt": traceback.format_exc()},
                 ) from None
-            guard = _FiniteLoss()
+            guard, clock = _FiniteLoss(), _EpochClock()
             start = time.perf_counter()
-            history = self._fit(model, blueprint.training.batch_size, seed, guard)
+            history = self._fit(model, blueprint.training.batch_size, seed, guard, clock)
             seconds = time.perf_counter() - start
             if guard.bad is not None:
                 epoch, loss = guard.bad
@@ -231,6 +243,7 @@ class KerasEvaluator:
             metrics=metrics,
             history=curves,
             cost=seconds,
+            epoch_ends=clock.ends,
             texts={"model_summary.txt": summary},
             files=self.keep(weights, reward),
         )
@@ -247,12 +260,20 @@ class KerasEvaluator:
         """``y`` as the compiled loss wants it (one-hot for one-hot metrics)."""
         return targets_for(y, self.data.spec, self.child.metric_name)
 
-    def _fit(self, model: keras.Model, batch_size: int, seed: int, guard: _FiniteLoss):
+    def _fit(
+        self,
+        model: keras.Model,
+        batch_size: int,
+        seed: int,
+        guard: _FiniteLoss,
+        clock: _EpochClock,
+    ):
         d, child = self.data, self.child
         y_train = self.targets(d.y_train)
         validate = _Validate(self, guard, batch_size=max(batch_size, 256))
+        callbacks = [guard, validate, clock]
         # shuffle=False: the feed shuffles (Keras would warn that it cannot)
-        fit = dict(epochs=child.epochs, callbacks=[guard, validate], shuffle=False, verbose=0)
+        fit = dict(epochs=child.epochs, callbacks=callbacks, shuffle=False, verbose=0)
         per_pass = math.ceil(len(d.y_train) / batch_size)
         if child.steps_per_epoch is None or child.steps_per_epoch >= per_pass:
             feed = batches(d.x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)

@@ -9,7 +9,7 @@
 * the search's settings as tags on every child (``rlnas.search_settings``);
 * the top-k table as the parent run's description (``mlflow.note.content``), with links to
   the child runs;
-* one timestamp per epoch (:func:`epoch_times`).
+* one timestamp per epoch, each at the epoch's end (:func:`epoch_times`).
 """
 
 from __future__ import annotations
@@ -117,10 +117,19 @@ def note(
     return "\n".join(lines)
 
 
-def epoch_times(start: float, end: float, epochs: int) -> list[float]:
+def epoch_times(
+    start: float, end: float, epochs: int, measured: Sequence[float] = ()
+) -> list[float]:
     """The end time of each of ``epochs`` epochs of a child that ran from ``start`` to
-    ``end`` (seconds): its training time split evenly, the last epoch ending at ``end``."""
+    ``end`` (seconds): the ``measured`` ends where the evaluator recorded one per epoch
+    (kept strictly increasing at MLflow's millisecond resolution), else the training time
+    split evenly, the last epoch ending at ``end``."""
     if epochs <= 0:
         return []
+    if len(measured) == epochs:
+        ms: list[int] = []
+        for t in measured:
+            ms.append(max(round(t * 1000), ms[-1] + 1) if ms else round(t * 1000))
+        return [m / 1000 for m in ms]
     span = max(0.0, end - start)
     return [start + span * (e + 1) / epochs for e in range(epochs)]

@@ -98,7 +98,7 @@ def log_batch(
 
 
 def _stamp(stamps: Sequence[float], epoch: int, default: int) -> int:
-    return int(stamps[epoch] * 1000) if epoch < len(stamps) else default
+    return round(stamps[epoch] * 1000) if epoch < len(stamps) else default
 
 
 def describe_run(
@@ -217,7 +217,7 @@ class ChildRuns:
         if trial.reward is not None:
             final["reward"] = trial.reward
         epochs = max((len(v) for v in trial.history.values()), default=0)
-        stamps = conventions.epoch_times(end - trial.cost, end, epochs)
+        stamps = conventions.epoch_times(end - trial.cost, end, epochs, trial.epoch_ends)
         log_batch(
             self.client,
             run_id,
