@@ -81,6 +81,17 @@ def task_label(cfg: Config) -> str:
     return cfg.task.name
 
 
+def space_label(cfg: Config) -> str:
+    """The space's name as a registered model name may hold it (no ``/`` or ``:``): a
+    built-in's name, else the import path's last module and attribute
+    (``/home/me/search.py:build`` -> ``search.build``)."""
+    module, sep, attr = cfg.space.rpartition(":")
+    if not sep:
+        return cfg.space
+    stem = Path(module).stem if module.endswith(".py") else module.rpartition(".")[2]
+    return f"{stem}.{attr}"
+
+
 def splits(data: FinalData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The splits final training used, by MLflow data set context."""
     out = {"training": (data.x_fit, data.y_fit)}

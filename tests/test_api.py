@@ -115,3 +115,68 @@ def test_keep_weights_false_asks_for_a_retrain(tmp_path):
     )
     with pytest.raises(ConfigError, match="were not kept"):
         result.best_model()
+
+
+def rows(a) -> set[bytes]:
+    return {r.tobytes() for r in np.asarray(a, dtype="float32").reshape(len(a), -1)}
+
+
+def test_final_trains_and_tests_on_the_splits_the_search_used(tmp_path):
+    from rlnas import final_runs
+    from rlnas.factory import load_task_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)).astype("float32")  # distinct rows, to follow them
+    y = (x[:, 0] > 0).astype(int)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = dict(strategy="random", children=1, epochs=1, tracking_uri=uri, progress=False)
+    given = rlnas.search(
+        user_models.build,
+        x[:200],
+        y[:200],
+        validation_data=(x[200:300], y[200:300]),
+        test_data=(x[300:], y[300:]),
+        **common,
+    )
+    plan = final_runs.prepare(given.run_id, [], uri)
+    assert rows(plan.data.x_test) == rows(x[300:])  # the user's test split
+    assert rows(plan.data.x_fit) == rows(x[:300])  # training + the user's validation
+    # no test data: a test_fraction of x is held out from the search and final training,
+    # and the validation rows that chose the architecture never test it
+    held = rlnas.search(
+        user_models.build, x[:200], y[:200], validation_data=(x[200:300], y[200:300]), **common
+    )
+    searched = load_task_data(held.config)
+    assert rows(searched.x_val) == rows(x[200:300]) and len(searched.x_train) == 170
+    plan = final_runs.prepare(held.run_id, [], uri)
+    assert rows(plan.data.x_test) == rows(searched.x_test) and len(plan.data.x_test) == 30
+    assert rows(plan.data.x_test) <= rows(x[:200])
+    assert not rows(plan.data.x_test) & rows(searched.x_train)
+    assert rows(plan.data.x_fit) == rows(searched.x_train) | rows(x[200:300])
+    summary = rlnas.final(held.run_id, epochs=1, top_k=1, tracking_uri=uri)
+    assert 0.0 <= summary["models"][0]["test_accuracy"] <= 1.0
+
+
+def test_a_task_given_to_search_merges_into_the_configs_task(tmp_path):
+    result = rlnas.search(
+        user_models.build,
+        config={**SETTINGS, "task": {"name": "digits", "train_subset": 100, "split_seed": 3}},
+        task={"validation_fraction": 0.2},
+        strategy="random",
+        children=1,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    task = result.config.task
+    assert (task.name, task.train_subset, task.split_seed) == ("digits", 100, 3)  # kept
+    assert task.validation_fraction == 0.2  # given
+    named = rlnas.search(
+        user_models.build,
+        config=SETTINGS,
+        task="digits",
+        strategy="random",
+        children=1,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    assert named.config.task.train_subset == 100
