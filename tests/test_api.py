@@ -180,3 +180,40 @@ def test_a_task_given_to_search_merges_into_the_configs_task(tmp_path):
         progress=False,
     )
     assert named.config.task.train_subset == 100
+
+
+SCRIPT = """\
+import keras
+
+
+def build(d, spec):
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Dense(d.choice("units", [4, 8]))(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+
+
+if __name__ == "__main__":
+    raise SystemExit("the script's main block must not run when rlnas loads it")
+"""
+
+
+def test_a_scripts_own_build_is_named_by_its_file(tmp_path, monkeypatch):
+    import types
+
+    from rlnas import registry
+    from rlnas.api import _named
+
+    script = tmp_path / "my_search.py"
+    script.write_text(SCRIPT)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(SCRIPT.split("if __name__")[0], str(script), "exec"), main.__dict__)
+    monkeypatch.setitem(__import__("sys").modules, "__main__", main)
+    path = _named(main.build, "space")
+    assert path == f"{script}:build"
+    monkeypatch.setattr(registry, "_PROVIDED", {})  # as rlnas final or a worker finds it
+    loaded = registry.resolve(path, "space")
+    assert loaded is not main.build and loaded.__code__.co_filename == str(script)
+    assert registry.resolve(path, "space") is loaded  # loaded once
+    with pytest.raises(ConfigError, match=r"`space`: expected an importable module"):
+        registry.resolve(f"{tmp_path}/gone.py:build", "space")
