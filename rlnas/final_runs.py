@@ -258,6 +258,7 @@ def _final_model(
             registered_name=name,
             metrics=metrics,
             rank=rank,
+            encoding=data.encoding,
         )
     return {
         "rank": rank,
@@ -321,6 +322,7 @@ def _ensemble(
             registered_name=name,
             metrics=metrics,
             rank=1,
+            encoding=plan.data.encoding,
         )
         if version is not None:
             recorder.crown(name, version)

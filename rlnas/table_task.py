@@ -150,6 +150,29 @@ class TableEncoder:
         hot = sum(len(v) for c, v in self.categories.items() if c not in self.embedded)
         return len(self.numeric) + hot + len(self.embedded)
 
+    def describe(self, columns) -> dict[str, Any]:
+        """How each feature is made, in feature order (``columns``: the table's feature
+        columns), as JSON data: what a user needs to encode new rows for a final model
+        (``table_encoding.json`` of every final run)."""
+        plain, embedded = [], []
+        for col in columns:
+            col = str(col)
+            if col in self.numeric:
+                median, mean, std = self.numeric[col]
+                plain.append(
+                    {"column": col, "kind": "numeric", "median": median, "mean": mean, "std": std}
+                )
+            elif col in self.embedded:
+                embedded.append({"column": col, "kind": "code", "categories": self.categories[col]})
+            else:
+                plain.append({"column": col, "kind": "onehot", "categories": self.categories[col]})
+        return {
+            "features": plain + embedded,
+            "rules": "numeric: (value, or the median if missing, - mean) / std (0 if std is 0); "
+            "onehot: one feature per category, all 0 for an unknown one; code: 1 + the "
+            f"category's index, 0 for an unknown one; a missing cell is the category {MISSING!r}",
+        }
+
     @property
     def embedding(self) -> tuple[tuple[int, int], ...]:
         """(categories, vector width) of each embedded column, in feature order."""
@@ -227,10 +250,12 @@ def load_table(cfg: TaskConfig, split: Callable[..., Any], assemble: Callable[..
         f"{fill_note})"
     )
     x = encoder.transform(features)
-    return assemble(
+    data = assemble(
         cfg, (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), names, False, "flat",
         source, notes, embedded=encoder.embedding,
     )  # fmt: skip
+    data.encoding = encoder.describe(features.columns)
+    return data
 
 
 def _embedded_note(encoder: TableEncoder) -> str:

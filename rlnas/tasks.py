@@ -112,6 +112,9 @@ class TaskData:
     spec: TaskSpec
     source: str
     """One line of provenance: where the examples came from."""
+    encoding: dict | None = None
+    """A table's feature encoding (:meth:`rlnas.table_task.TableEncoder.describe`), which
+    ``rlnas final`` logs as ``table_encoding.json``; ``None`` for arrays and images."""
     notes: tuple[str, ...] = ()
     """How rlnas read the user's own data where it inferred something (the input kind,
     classes or regression, the image size, the cells filled): the search command prints

@@ -55,6 +55,8 @@ def test_auto_embeds_the_high_cardinality_column_only(tmp_path):
     assert set(np.unique(codes)) == set(range(1, n + 1))  # every training city has a code
     assert np.all(data.x_train[:, 1:4].sum(axis=1) == 1)  # colour stays one-hot
     assert "1 embedded: city" in data.source
+    city = data.encoding["features"][-1]
+    assert city["column"] == "city" and city["categories"] == sorted(city["categories"])
     # the spread that noise augmentation uses leaves the codes out
     assert data.spec.feature_std < 1.0
     onehot = load_task(task(path, categorical="onehot"))
@@ -143,6 +145,12 @@ def test_search_final_and_the_registered_model_take_the_codes(tmp_path):
             download_model(mlflow.MlflowClient(uri), run_id, tmp), safe_mode=True
         )
     assert saved.input_shape == (None, 5)
+    encoding = mlflow.artifacts.load_dict(
+        f"{mlflow.MlflowClient(uri).get_run(run_id).info.artifact_uri}/table_encoding.json"
+    )
+    kinds = [(f["column"], f["kind"]) for f in encoding["features"]]
+    assert kinds == [("size", "numeric"), ("colour", "onehot"), ("city", "code")]
+    assert len(encoding["features"][2]["categories"]) == data.spec.embedded[0][0]
     assert any(layer.__class__.__name__ == "Embedding" for layer in saved.layers)
     pred = saved.predict(data.x_test, verbose=0)
     assert summary["models"][0]["test_mae"] == pytest.approx(
