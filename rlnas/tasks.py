@@ -403,7 +403,7 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
             raise DataError(
                 f"{where}: {len(y)} training examples are too few to hold out a test split "
                 f"with test_fraction={cfg.test_fraction}; expected examples in both (or give "
-                "x_test and y_test)."
+                "x_test and y_test: test_data in rlnas.search)."
             )
         if names is not None:
             _check_per_class(y, train, names, where, cfg)
