@@ -217,3 +217,16 @@ def test_a_scripts_own_build_is_named_by_its_file(tmp_path, monkeypatch):
     assert registry.resolve(path, "space") is loaded  # loaded once
     with pytest.raises(ConfigError, match=r"`space`: expected an importable module"):
         registry.resolve(f"{tmp_path}/gone.py:build", "space")
+
+
+def test_too_few_rows_to_hold_out_a_test_split_is_one_line(tmp_path):
+    from rlnas.errors import DataError
+    from rlnas.task_config import TaskConfig
+    from rlnas.tasks import load_splits
+
+    path = tmp_path / "a.npz"
+    x = np.arange(6, dtype="float32").reshape(3, 2)
+    np.savez(path, x=x, y=np.array([0, 1, 0]), x_val=x, y_val=np.array([0, 1, 0]))
+    with pytest.raises(DataError, match=r"3 training examples are too few .* test_data") as info:
+        load_splits(TaskConfig(name="npz", path=str(path)))
+    assert "\n" not in str(info.value)
