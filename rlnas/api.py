@@ -19,14 +19,17 @@ to MLflow the same way. Arrays (and ``tf.data`` datasets or Keras ``PyDataset`` 
 read into memory once: small data only) are written to an ``.npz`` file beside the tracking
 store, so worker processes, ``rlnas resume`` and ``rlnas final`` read them as the CLI
 would. A function, Space, Strategy class or training loop given as an object is named by
-its import path in the config; one that cannot be imported by that path (a lambda, a
-closure) works in this process only (``executor="inline"``).
+its import path in the config (one defined in the script you run, by the script's file:
+``/path/script.py:build``, so that ``rlnas final`` and worker processes load it from
+there); one that cannot be imported by that path (a lambda, a closure) works in this
+process only (``executor="inline"``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ def search(
     y: Any = None,
     *,
     validation_data: tuple[Any, Any] | None = None,
+    test_data: tuple[Any, Any] | None = None,
     task: str | Mapping[str, Any] | None = None,
     epochs: int | None = None,
     children: int | None = None,
@@ -69,6 +73,12 @@ def search(
 
     ``space``: a ``build(d, spec)`` function, a :class:`~rlnas.space.Space`, a built-in name
     (``layers``, ``nasnet``) or an import path; ``None``: the config's (default ``layers``).
+    ``x``, ``y``: arrays (or a ``tf.data`` dataset or ``PyDataset`` of pairs as ``x``).
+    ``validation_data``: the split that rewards children; ``None``: a ``task.
+    validation_fraction`` of ``x``. ``test_data``: the split only ``rlnas final`` scores;
+    ``None``: a ``task.test_fraction`` of ``x`` held out, never trained on in the search.
+    ``task`` (instead of ``x``): a task name or settings, merged into the config's task
+    section (the keys given override, the others are kept).
     ``strategy``: reinforce, random, rea, a Strategy subclass or an import path. ``train``:
     your own ``train(model, data, d)`` returning the reward. Arguments left at ``None`` keep
     the config's value (defaults: 1 epoch, 10 children, reinforce, inline, seed 0).
@@ -99,11 +109,12 @@ def search(
         data["seed"] = seed
     _apply(data, overrides)
     if x is not None:
-        data["task"] = _array_task(data, x, y, validation_data)
+        data["task"] = _array_task(data, x, y, validation_data, test_data)
     elif task is not None:
-        data["task"] = {"name": task} if isinstance(task, str) else dict(task)
-    elif validation_data is not None or y is not None:
-        raise ConfigError("rlnas.search: y and validation_data need x; got x=None.")
+        given = {"name": task} if isinstance(task, str) else _plain(task)
+        data["task"] = {**(data.get("task") or {}), **given}
+    elif validation_data is not None or test_data is not None or y is not None:
+        raise ConfigError("rlnas.search: y, validation_data and test_data need x; got x=None.")
     cfg = from_dict(Config, data)
     from rlnas.commands import session  # lazy: its imports start MLflow
 
@@ -177,6 +188,9 @@ def _named(obj: Any, field: str) -> str:
         )
     target = obj if callable(obj) else type(obj)
     path = registry.path_of(target).replace("<locals>.", "locals_").replace("<lambda>", "lambda")
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path.startswith("__main__:") and path == registry.path_of(target) and script:
+        path = f"{os.path.abspath(script)}:{target.__qualname__}"  # a script's own function
     if not callable(obj):  # a Space object: the class names it, the object is used
         path = path + "_instance"
     registry.provide(path, obj)
@@ -207,20 +221,20 @@ def _yaml(value: Any) -> str:
     return json.dumps(value)
 
 
-def _array_task(data: dict[str, Any], x: Any, y: Any, validation: Any) -> dict[str, Any]:
+def _array_task(data: dict[str, Any], x: Any, y: Any, validation: Any, test: Any) -> dict[str, Any]:
     """The task of in-memory arrays: an npz file beside the tracking store (by content)."""
     from rlnas.checkpoint import state_root
     from rlnas.tracking_config import TrackingConfig
 
     x, y = _arrays(x, y, "x")
     arrays = {"x": x, "y": y}
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            arrays["x_val"], arrays["y_val"] = _arrays(validation, None, "validation_data")
+    for given, key, what in ((validation, "val", "validation_data"), (test, "test", "test_data")):
+        if given is None:
+            continue
+        if isinstance(given, (tuple, list)) and len(given) == 2:
+            arrays[f"x_{key}"], arrays[f"y_{key}"] = _arrays(given[0], given[1], what)
         else:
-            arrays["x_val"], arrays["y_val"] = _arrays(
-                validation[0], validation[1], "validation_data"
-            )
+            arrays[f"x_{key}"], arrays[f"y_{key}"] = _arrays(given, None, what)
     digest = hashlib.sha256()
     for key in sorted(arrays):
         digest.update(

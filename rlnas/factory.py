@@ -21,14 +21,13 @@ from rlnas.nb201.evaluator import Nb201Evaluator
 from rlnas.nb201.space import Nb201Space
 from rlnas.space import Space
 from rlnas.strategies.base import Strategy
-from rlnas.tasks import TaskSpec, load_given_validation, load_task
+from rlnas.tasks import TaskSpec, load_splits
 
 
 @functools.lru_cache(maxsize=4)
 def load_task_data(cfg: Config):
     """The task's data (loaded and checked once per process and config)."""
-    given = load_given_validation(cfg.task)  # an npz with its own validation split
-    return given if given is not None else load_task(cfg.task, seed=cfg.seed)
+    return load_splits(cfg.task)  # an npz may bring its own validation split
 
 
 def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:

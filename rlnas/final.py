@@ -50,6 +50,8 @@ class FinalData:
     spec: TaskSpec
     fit_description: str
     """Which splits the final models train on, for the record."""
+    encoding: dict | None = None
+    """A table's feature encoding, logged with each final model (``TaskData.encoding``)."""
 
 
 def check_test_time_views(cfg: FinalConfig, task: str, spec: TaskSpec) -> None:
@@ -107,6 +109,7 @@ def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
         class_names=list(names),
         spec=data.spec,
         fit_description=f"{what} ({len(y)} examples)",
+        encoding=data.encoding,
     )
 
 

@@ -39,7 +39,7 @@ from rlnas.final import (
     predict,
     score,
 )
-from rlnas.tasks import load_task
+from rlnas.tasks import load_splits
 from rlnas.tracking.final_recorder import FinalRecorder
 from rlnas.tracking.front import read_front
 from rlnas.tracking.models import (
@@ -104,7 +104,7 @@ def prepare(
         )
     if len(top) < cfg.final.top_k and not pareto and max_latency_ms is None:
         log.warning("search %s has %d completed architectures; retraining all", run_id, len(top))
-    task = load_task(dataclasses.replace(cfg.task, train_subset=None))
+    task = load_splits(dataclasses.replace(cfg.task, train_subset=None))
     space = make_space(cfg, task.spec)
     check_test_time_views(cfg.final, cfg.task.name, task.spec)
     _check_regression(cfg, task.spec.task)
@@ -116,7 +116,7 @@ def prepare(
             training = dataclasses.replace(blueprint.training, augment=cfg.final.augment)
             blueprint = dataclasses.replace(blueprint, training=training)
         members.append((child, decisions, blueprint))
-    name = cfg.final.model_name or f"rlnas-{steps.task_label(cfg)}-{cfg.space}"
+    name = cfg.final.model_name or f"rlnas-{steps.task_label(cfg)}-{steps.space_label(cfg)}"
     data = final_data(task, cfg.final, seed=cfg.seed)
     return Plan(uri, client, search, cfg, data, members, name)
 
@@ -258,6 +258,7 @@ def _final_model(
             registered_name=name,
             metrics=metrics,
             rank=rank,
+            encoding=data.encoding,
         )
     return {
         "rank": rank,
@@ -321,6 +322,7 @@ def _ensemble(
             registered_name=name,
             metrics=metrics,
             rank=1,
+            encoding=plan.data.encoding,
         )
         if version is not None:
             recorder.crown(name, version)

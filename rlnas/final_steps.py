@@ -81,6 +81,17 @@ def task_label(cfg: Config) -> str:
     return cfg.task.name
 
 
+def space_label(cfg: Config) -> str:
+    """The space's name as a registered model name may hold it (no ``/`` or ``:``): a
+    built-in's name, else the import path's last module and attribute
+    (``/home/me/search.py:build`` -> ``search.build``)."""
+    module, sep, attr = cfg.space.rpartition(":")
+    if not sep:
+        return cfg.space
+    stem = Path(module).stem if module.endswith(".py") else module.rpartition(".")[2]
+    return f"{stem}.{attr}"
+
+
 def splits(data: FinalData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The splits final training used, by MLflow data set context."""
     out = {"training": (data.x_fit, data.y_fit)}
@@ -189,16 +200,21 @@ def record(
     registered_name: str | None,
     metrics: Mapping[str, float] = {},  # noqa: B006 (read only)
     rank: int | None = None,
+    encoding: Mapping[str, Any] | None = None,
 ) -> tuple[str, str | None]:
-    """Write the report and (for a single model) ``architecture.json`` into ``folder`` and
-    log them; log the model once (with ``metrics`` attached to it), register it, and end
-    the run FINISHED. ``folder/model.keras`` is a local copy for the session's ensemble.
-    Returns the model URI and the registered version."""
+    """Write the report, (for a single model) ``architecture.json`` and (for a table) its
+    ``table_encoding.json`` into ``folder`` and log them; log the model once (with
+    ``metrics`` attached to it), register it, and end the run FINISHED.
+    ``folder/model.keras`` is a local copy for the session's ensemble. Returns the model URI
+    and the registered version."""
     report.write(folder / "report", title)
     model.save(folder / "model.keras")
     files = []
     if architecture is not None:
         files.append(folder / "architecture.json")
         files[-1].write_text(json.dumps(dict(architecture), indent=1))
+    if encoding is not None:
+        files.append(folder / "table_encoding.json")
+        files[-1].write_text(json.dumps(dict(encoding), indent=1))
     recorder.log_files(run_id, folders=[folder / "report"], files=files)
     return recorder.finish(run_id, model, example, registered_name, metrics=metrics, rank=rank)

@@ -50,7 +50,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine.trial import TrialStatus
 
-from rlnas import zoo, zoo_transfer
+from rlnas import zoo
 from rlnas.errors import ControllerError, SpaceError, require
 from rlnas.keras_tuner_space import HyperSpace, decode, encode
 from rlnas.space import Sample
@@ -153,12 +153,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         new = ReinforceController(
             space, old.config, seed=self.seed + len(self.trials), unique=self.unique
         )
-        transfer = zoo_transfer.plan_transfer(self.space.describe(), space)
-        if transfer is not None and transfer.shared:
-            zoo_transfer.copy_shared(old.policy, new.policy, transfer)
-            new._sync()
-        new.baseline, new.reward_var = old.baseline, old.reward_var
-        new.recent, new.step = list(old.recent), old.step
+        new.continue_from(old)  # what the shared decisions learnt, and the reward statistics
         self._mark_tried(new)
         self._asked = {}  # proposals of the old controller (parallel tuners) are not told
         return new

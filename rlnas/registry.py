@@ -1,7 +1,8 @@
 """Spaces and strategies by name: the built-ins, or the user's own by import path.
 
-A config names a built-in (``space: layers``, ``strategy: rea``) or an import path
-``package.module:attribute`` (``space: my_models:build``, ``strategy: my_pkg.search:Greedy``)::
+A config names a built-in (``space: layers``, ``strategy: rea``), an import path
+``package.module:attribute`` (``space: my_models:build``, ``strategy: my_pkg.search:Greedy``)
+or a Python file and an attribute (``space: /home/me/search.py:build``)::
 
     space = make_space(cfg, spec)        # a built-in, or UserSpace(build) for an import path
     strategy = make_strategy(cfg, space)
@@ -96,13 +97,17 @@ def resolve(path: str, field: str) -> Any:
     """The object that ``path`` (``package.module:attribute``) names, else one FieldError."""
     if path in _PROVIDED:
         return _PROVIDED[path]
-    module_name, _, attr = path.partition(":")
+    module_name, _, attr = path.rpartition(":")
     here = os.getcwd()
     if here not in sys.path and "" not in sys.path:
         sys.path.insert(0, here)  # the user's modules beside the config
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
+        obj: Any = (
+            _load_file(module_name)
+            if module_name.endswith(".py")
+            else importlib.import_module(module_name)
+        )
+    except (ImportError, OSError) as exc:
         raise FieldError(
             field, path, f"an importable module ({type(exc).__name__}: {exc})"
         ) from None
@@ -111,6 +116,32 @@ def resolve(path: str, field: str) -> Any:
             raise FieldError(field, path, f"a name that module {module_name!r} defines")
         obj = getattr(obj, part)
     return obj
+
+
+def _load_file(file: str) -> Any:
+    """The module of a Python file, loaded once per process (as ``rlnas_file_<digest>``; its
+    ``if __name__ == "__main__":`` block does not run). A script's own functions are named
+    this way by :func:`rlnas.search`, so that ``rlnas final`` and worker processes find
+    them."""
+    import hashlib
+    import importlib.util
+
+    where = os.path.abspath(file)
+    name = "rlnas_file_" + hashlib.sha256(where.encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    if not os.path.isfile(where):
+        raise ImportError(f"no file {where!r}")
+    spec = importlib.util.spec_from_file_location(name, where)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def make_space(cfg: Config, spec: TaskSpec) -> Space:

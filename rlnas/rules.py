@@ -131,8 +131,9 @@ class NonEmpty:
 
 @dataclass(frozen=True)
 class NameOrPath:
-    """A built-in name, or an import path ``package.module:attribute`` to the user's own
-    (resolved when the search is prepared, :mod:`rlnas.registry`)."""
+    """A built-in name, or an import path ``package.module:attribute`` to the user's own,
+    or ``path/to/file.py:attribute`` (resolved when the search is prepared,
+    :mod:`rlnas.registry`)."""
 
     values: tuple[str, ...]
     what: str = "object"
@@ -140,12 +141,17 @@ class NameOrPath:
     def ok(self, v: Any) -> bool:
         if v in self.values:
             return True
-        module, sep, attr = str(v).partition(":")
+        module, sep, attr = str(v).rpartition(":")
+        if module.endswith(".py"):  # a file: any path
+            return bool(sep) and all(n.isidentifier() for n in attr.split("."))
         names = [*module.split("."), *attr.split(".")]
         return bool(sep) and all(n.isidentifier() for n in names)
 
     def describe(self, integer: bool = False, plural: bool = False, finite: bool = False) -> str:
-        return f"one of {', '.join(self.values)}, or an import path package.module:{self.what}"
+        return (
+            f"one of {', '.join(self.values)}, or an import path package.module:{self.what} "
+            f"(or path/to/file.py:{self.what})"
+        )
 
 
 Rule = Range | OneOf | NonEmpty | NameOrPath

@@ -9,8 +9,14 @@ is), then the features are encoded with what the training split alone shows:
 * numeric columns: missing cells take the training median; then standardised with the
   training mean and standard deviation (a constant column becomes 0);
 * other columns (text, booleans, categories): missing cells become the category
-  ``"missing"``; one-hot encoded over the categories of the training split (at most
-  ``task.max_categories``; a category met only in validation or test encodes as zeros).
+  ``"missing"``; at most ``task.max_categories`` categories in the training split. Each is
+  one-hot encoded over those categories (a category met only in validation or test encodes
+  as zeros) or embedded (``task.categorical``; ``auto``: above ``task.onehot_max``
+  categories). An embedded column is one feature, the category's code: ``1 +`` its index
+  among the sorted training categories, 0 for a category never seen in training. Embedded
+  columns come last; :attr:`TaskSpec.embedded <rlnas.tasks.TaskSpec.embedded>` tells the
+  children's builders (:mod:`rlnas.keras_build.embed`) to map each code to a learnt vector
+  of :func:`embedding_width` numbers.
 
 How many cells of each column were filled is logged and written into the provenance line.
 Refused with one line naming the field and value, before any child trains: a file that
@@ -21,7 +27,7 @@ target with one value, a non-numeric column with more categories than the cap.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +79,33 @@ def read_table(path: Path):
     return frame
 
 
+def embedding_width(categories: int) -> int:
+    """Width of a column's learnt vectors: ``round(1.6 * categories**0.56)``, at most 50 (the
+    rule of thumb of fastai's tabular models, Howard & Gugger 2020)."""
+    return max(1, min(50, round(1.6 * categories**0.56)))
+
+
 @dataclass
 class TableEncoder:
-    """Imputation, standardisation and one-hot vocabularies learnt from training rows."""
+    """Imputation, standardisation and category vocabularies learnt from training rows."""
 
     numeric: dict[str, tuple[float, float, float]]
     """Column -> (median, mean, std) of the training rows."""
     categories: dict[str, list[str]]
-    """Column -> its training categories, in one-hot order."""
+    """Column -> its training categories, sorted (one-hot order; code - 1 when embedded)."""
+    embedded: list[str] = field(default_factory=list)
+    """The columns of ``categories`` that are embedded (encoded as codes, last)."""
 
     @classmethod
-    def fit(cls, frame, max_categories: int, where: str) -> TableEncoder:
-        numeric, categories = {}, {}
+    def fit(
+        cls,
+        frame,
+        max_categories: int,
+        where: str,
+        categorical: str = "onehot",
+        onehot_max: int = 10,
+    ) -> TableEncoder:
+        numeric, categories, embedded = {}, {}, []
         for col in frame.columns:
             values = frame[col]
             if _is_numeric(values):
@@ -101,11 +122,14 @@ class TableEncoder:
                         f"{max_categories} (raise it, or drop or encode the column)."
                     )
                 categories[col] = seen
-        return cls(numeric, categories)
+                if categorical == "embedding" or (categorical == "auto" and len(seen) > onehot_max):
+                    embedded.append(col)
+        return cls(numeric, categories, embedded)
 
     def transform(self, frame) -> np.ndarray:
-        """The encoded features of ``frame``'s rows, float32 ``(N, F)``."""
-        parts = []
+        """The encoded features of ``frame``'s rows, float32 ``(N, F)``: numeric and one-hot
+        columns in the table's order, then the codes of the embedded columns."""
+        parts, codes = [], []
         for col in frame.columns:
             if col in self.numeric:
                 median, mean, std = self.numeric[col]
@@ -114,12 +138,48 @@ class TableEncoder:
             else:
                 text = np.asarray(_as_text(frame[col]))
                 vocab = np.asarray(self.categories[col])
-                parts.append((text[:, None] == vocab[None, :]).astype(np.float32))
-        return np.concatenate(parts, axis=1).astype(np.float32)
+                hot = (text[:, None] == vocab[None, :]).astype(np.float32)
+                if col in self.embedded:  # 1 + the category's index; 0: never seen
+                    codes.append((hot @ np.arange(1, len(vocab) + 1, dtype=np.float32))[:, None])
+                else:
+                    parts.append(hot)
+        return np.concatenate(parts + codes, axis=1).astype(np.float32)
 
     @property
     def width(self) -> int:
-        return len(self.numeric) + sum(len(v) for v in self.categories.values())
+        hot = sum(len(v) for c, v in self.categories.items() if c not in self.embedded)
+        return len(self.numeric) + hot + len(self.embedded)
+
+    def describe(self, columns) -> dict[str, Any]:
+        """How each feature is made, in feature order (``columns``: the table's feature
+        columns), as JSON data: what a user needs to encode new rows for a final model
+        (``table_encoding.json`` of every final run)."""
+        plain, embedded = [], []
+        for col in columns:
+            col = str(col)
+            if col in self.numeric:
+                median, mean, std = self.numeric[col]
+                plain.append(
+                    {"column": col, "kind": "numeric", "median": median, "mean": mean, "std": std}
+                )
+            elif col in self.embedded:
+                embedded.append({"column": col, "kind": "code", "categories": self.categories[col]})
+            else:
+                plain.append({"column": col, "kind": "onehot", "categories": self.categories[col]})
+        return {
+            "features": plain + embedded,
+            "rules": "numeric: (value, or the median if missing, - mean) / std (0 if std is 0); "
+            "onehot: one feature per category, all 0 for an unknown one; code: 1 + the "
+            f"category's index, 0 for an unknown one; a missing cell is the category {MISSING!r}",
+        }
+
+    @property
+    def embedding(self) -> tuple[tuple[int, int], ...]:
+        """(categories, vector width) of each embedded column, in feature order."""
+        return tuple(
+            (len(self.categories[c]), embedding_width(len(self.categories[c])))
+            for c in self.embedded
+        )
 
 
 def _is_numeric(values) -> bool:
@@ -172,7 +232,9 @@ def load_table(cfg: TaskConfig, split: Callable[..., Any], assemble: Callable[..
             f"{where}: task.target {target!r}",
         )
     train, val, test = split(cfg, y, False, where, names)
-    encoder = TableEncoder.fit(features.iloc[train], cfg.max_categories, where)
+    encoder = TableEncoder.fit(
+        features.iloc[train], cfg.max_categories, where, cfg.categorical, cfg.onehot_max
+    )
     filled = {c: int(n) for c, n in features.isna().sum().items() if n}
     fill_note = (
         "missing cells filled: " + ", ".join(f"{c} {n}" for c, n in filled.items())
@@ -184,10 +246,23 @@ def load_table(cfg: TaskConfig, split: Callable[..., Any], assemble: Callable[..
         f"table {path} (target {target!r}, {len(kept)} rows"
         + (f", {dropped} without a target dropped" if dropped else "")
         + f", {len(encoder.numeric)} numeric and {len(encoder.categories)} categorical "
-        f"columns -> {encoder.width} features; {kind_note}; {fill_note})"
+        f"columns{_embedded_note(encoder)} -> {encoder.width} features; {kind_note}; "
+        f"{fill_note})"
     )
     x = encoder.transform(features)
-    return assemble(
+    data = assemble(
         cfg, (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), names, False, "flat",
-        source, notes,
+        source, notes, embedded=encoder.embedding,
     )  # fmt: skip
+    data.encoding = encoder.describe(features.columns)
+    return data
+
+
+def _embedded_note(encoder: TableEncoder) -> str:
+    if not encoder.embedded:
+        return ""
+    shown = ", ".join(
+        f"{c} {len(encoder.categories[c])} -> {w}"
+        for c, (_, w) in zip(encoder.embedded, encoder.embedding)
+    )
+    return f" ({len(encoder.embedded)} embedded: {shown})"

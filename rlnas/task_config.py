@@ -77,8 +77,17 @@ class TaskConfig:
     max_classes: Annotated[int, Range(ge=2, le=1000)] = 100
     """``kind: auto``: integer targets with more distinct values than this are regressed."""
     max_categories: Annotated[int, Range(ge=2, le=10000)] = 100
-    """A non-numeric column of a ``table`` is one-hot encoded with at most this many
-    categories (seen in the training split); a column with more is refused."""
+    """Most categories (seen in the training split) a non-numeric column of a ``table`` may
+    have; a column with more is refused (raise it for a column you mean to embed)."""
+    categorical: Literal["auto", "onehot", "embedding"] = "auto"
+    """How a ``table``'s non-numeric columns reach the children. ``onehot``: one feature per
+    training category. ``embedding``: the category's integer code, which the child maps to
+    a learnt vector with Keras preprocessing layers (``Discretization`` and ``Embedding``,
+    part of the saved model). ``auto``: one-hot up to ``onehot_max`` categories, embedded
+    above."""
+    onehot_max: Annotated[int, Range(ge=1, le=10000)] = 10
+    """``categorical: auto``: a column with at most this many training categories is one-hot
+    encoded, one with more is embedded."""
     split_seed: Annotated[int, SEED_RANGE] = 0
     """Seed of the splits (stratified for classes, random for regression; fixed, so that
     runs are comparable)."""

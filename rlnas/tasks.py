@@ -84,6 +84,11 @@ class TaskSpec:
     """Regression: standard deviation of each target over the training split; the output
     layer is initialised and the loss weighted with it, so that targets of any scale
     train alike."""
+    embedded: tuple[tuple[int, int], ...] = ()
+    """Tables: the last ``len(embedded)`` features are the codes of embedded categorical
+    columns, each ``(categories, vector width)``: code ``1..categories`` a training category,
+    0 one never seen (:mod:`rlnas.table_task`). Children map them to learnt vectors
+    (:mod:`rlnas.keras_build.embed`); ``feature_std`` and ``value_range`` leave them out."""
 
     @property
     def outputs(self) -> int:
@@ -107,6 +112,9 @@ class TaskData:
     spec: TaskSpec
     source: str
     """One line of provenance: where the examples came from."""
+    encoding: dict | None = None
+    """A table's feature encoding (:meth:`rlnas.table_task.TableEncoder.describe`), which
+    ``rlnas final`` logs as ``table_encoding.json``; ``None`` for arrays and images."""
     notes: tuple[str, ...] = ()
     """How rlnas read the user's own data where it inferred something (the input kind,
     classes or regression, the image size, the cells filled): the search command prints
@@ -296,9 +304,12 @@ def assemble(
     input_kind: str,
     source: str,
     notes: tuple[str, ...] = (),
+    embedded: tuple[tuple[int, int], ...] = (),
 ) -> TaskData:
-    """The :class:`TaskData` of split arrays (``names`` None: a regression)."""
+    """The :class:`TaskData` of split arrays (``names`` None: a regression; ``embedded``:
+    see :attr:`TaskSpec.embedded`)."""
     x_train = np.ascontiguousarray(train[0], dtype=np.float32)
+    plain = x_train[:, : x_train.shape[1] - len(embedded)] if embedded else x_train
     mirror = flip if cfg.mirror is None else cfg.mirror
     if mirror and input_kind != "image":
         raise DataError(
@@ -313,11 +324,12 @@ def assemble(
         input_kind=input_kind,
         num_classes=0 if regression else len(names),
         flip=bool(mirror),
-        feature_std=float(x_train.std()) or 1.0,
-        value_range=(float(x_train.min()), float(x_train.max())),
+        feature_std=(float(plain.std()) if plain.size else 0.0) or 1.0,
+        value_range=(float(plain.min()), float(plain.max())) if plain.size else (0.0, 1.0),
         task="regression" if regression else "classification",
         target_mean=tuple(float(m) for m in y_train.mean(axis=0)) if regression else (),
         target_std=tuple(float(s) or 1.0 for s in y_train.std(axis=0)) if regression else (),
+        embedded=tuple(embedded),
     )
     return TaskData(
         name=cfg.name,
@@ -339,9 +351,12 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
     """An ``npz`` task that brings its own validation split (arrays ``x_val`` and ``y_val``,
     as :func:`rlnas.search` writes for ``validation_data``), else ``None``.
 
-    Training uses every row of ``x`` (``train_subset`` applies), validation the given rows,
-    and the test split is ``x_test``/``y_test`` if present, else the validation rows. The
-    same checks and readings as :func:`load_task` apply (input kind, classes or regression).
+    Validation is the given rows. The test split is ``x_test``/``y_test`` if present, else a
+    ``test_fraction`` of the rows of ``x`` (stratified for classes, seeded with
+    ``split_seed``) held out from training, so that the search never trains on it and the
+    validation rows that chose the architecture never test it. Training is the rest of
+    ``x`` (``train_subset`` applies). The same checks and readings as :func:`load_task`
+    apply (input kind, classes or regression).
     """
     if cfg.name != "npz" or not cfg.path or not str(cfg.path).endswith(".npz"):
         return None
@@ -371,7 +386,8 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
         y, y_v, names = encode_labels(
             RawData(raw.x, raw.y, x_val, y_val, raw.class_names, raw.source), where
         )
-    test = (x_v, y_v)
+    rng = np.random.default_rng(cfg.split_seed)
+    train = np.arange(len(y))
     if raw.x_test is not None:
         x_t, _, _, _ = arrange(raw.x_test, None, cfg.input_kind, where)
         check_arrays(x_t, raw.y_test, f"{where} (test data)", kind)
@@ -380,15 +396,29 @@ def load_given_validation(cfg: TaskConfig) -> TaskData | None:
         else:
             _, y_t, _ = encode_labels(raw, where)
             test = (x_t, y_t)
-    train = np.arange(len(y))
+    else:  # no test split given: hold one out of x
+        held, train = stratified_take(y, round(cfg.test_fraction * len(y)), rng)
+        enough = len(train) >= 2 if kind == "regression" else len(np.unique(y[train])) >= 2
+        if len(held) < 1 or not enough:
+            raise DataError(
+                f"{where}: {len(y)} training examples are too few to hold out a test split "
+                f"with test_fraction={cfg.test_fraction}; expected examples in both (or give "
+                "x_test and y_test: test_data in rlnas.search)."
+            )
+        if names is not None:
+            _check_per_class(y, train, names, where, cfg)
+        test = (x[held], y[held])
     if cfg.train_subset is not None and cfg.train_subset < len(train):
-        rng = np.random.default_rng(cfg.split_seed)
-        train = (
-            random_take(len(y), cfg.train_subset, rng)[0]
-            if kind == "regression"
-            else stratified_take(y, cfg.train_subset, rng)[0]
-        )
+        keep, _ = stratified_take(y[train], cfg.train_subset, rng)
+        train = train[keep]
     return assemble(
         cfg, (x[train], y[train]), (x_v, y_v), test, names, raw.flip, input_kind,
         raw.source + " (with its own validation split)",
     )  # fmt: skip
+
+
+def load_splits(cfg: TaskConfig) -> TaskData:
+    """The task's splits as every command reads them: an ``npz`` that brings its own
+    validation split (:func:`load_given_validation`), else :func:`load_task`'s."""
+    given = load_given_validation(cfg)
+    return given if given is not None else load_task(cfg)

@@ -115,3 +115,118 @@ def test_keep_weights_false_asks_for_a_retrain(tmp_path):
     )
     with pytest.raises(ConfigError, match="were not kept"):
         result.best_model()
+
+
+def rows(a) -> set[bytes]:
+    return {r.tobytes() for r in np.asarray(a, dtype="float32").reshape(len(a), -1)}
+
+
+def test_final_trains_and_tests_on_the_splits_the_search_used(tmp_path):
+    from rlnas import final_runs
+    from rlnas.factory import load_task_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)).astype("float32")  # distinct rows, to follow them
+    y = (x[:, 0] > 0).astype(int)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = dict(strategy="random", children=1, epochs=1, tracking_uri=uri, progress=False)
+    given = rlnas.search(
+        user_models.build,
+        x[:200],
+        y[:200],
+        validation_data=(x[200:300], y[200:300]),
+        test_data=(x[300:], y[300:]),
+        **common,
+    )
+    plan = final_runs.prepare(given.run_id, [], uri)
+    assert rows(plan.data.x_test) == rows(x[300:])  # the user's test split
+    assert rows(plan.data.x_fit) == rows(x[:300])  # training + the user's validation
+    # no test data: a test_fraction of x is held out from the search and final training,
+    # and the validation rows that chose the architecture never test it
+    held = rlnas.search(
+        user_models.build, x[:200], y[:200], validation_data=(x[200:300], y[200:300]), **common
+    )
+    searched = load_task_data(held.config)
+    assert rows(searched.x_val) == rows(x[200:300]) and len(searched.x_train) == 170
+    plan = final_runs.prepare(held.run_id, [], uri)
+    assert rows(plan.data.x_test) == rows(searched.x_test) and len(plan.data.x_test) == 30
+    assert rows(plan.data.x_test) <= rows(x[:200])
+    assert not rows(plan.data.x_test) & rows(searched.x_train)
+    assert rows(plan.data.x_fit) == rows(searched.x_train) | rows(x[200:300])
+    summary = rlnas.final(held.run_id, epochs=1, top_k=1, tracking_uri=uri)
+    assert 0.0 <= summary["models"][0]["test_accuracy"] <= 1.0
+
+
+def test_a_task_given_to_search_merges_into_the_configs_task(tmp_path):
+    result = rlnas.search(
+        user_models.build,
+        config={**SETTINGS, "task": {"name": "digits", "train_subset": 100, "split_seed": 3}},
+        task={"validation_fraction": 0.2},
+        strategy="random",
+        children=1,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    task = result.config.task
+    assert (task.name, task.train_subset, task.split_seed) == ("digits", 100, 3)  # kept
+    assert task.validation_fraction == 0.2  # given
+    named = rlnas.search(
+        user_models.build,
+        config=SETTINGS,
+        task="digits",
+        strategy="random",
+        children=1,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+    )
+    assert named.config.task.train_subset == 100
+
+
+SCRIPT = """\
+import keras
+
+
+def build(d, spec):
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Dense(d.choice("units", [4, 8]))(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+
+
+if __name__ == "__main__":
+    raise SystemExit("the script's main block must not run when rlnas loads it")
+"""
+
+
+def test_a_scripts_own_build_is_named_by_its_file(tmp_path, monkeypatch):
+    import types
+
+    from rlnas import registry
+    from rlnas.api import _named
+
+    script = tmp_path / "my_search.py"
+    script.write_text(SCRIPT)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(SCRIPT.split("if __name__")[0], str(script), "exec"), main.__dict__)
+    monkeypatch.setitem(__import__("sys").modules, "__main__", main)
+    path = _named(main.build, "space")
+    assert path == f"{script}:build"
+    monkeypatch.setattr(registry, "_PROVIDED", {})  # as rlnas final or a worker finds it
+    loaded = registry.resolve(path, "space")
+    assert loaded is not main.build and loaded.__code__.co_filename == str(script)
+    assert registry.resolve(path, "space") is loaded  # loaded once
+    with pytest.raises(ConfigError, match=r"`space`: expected an importable module"):
+        registry.resolve(f"{tmp_path}/gone.py:build", "space")
+
+
+def test_too_few_rows_to_hold_out_a_test_split_is_one_line(tmp_path):
+    from rlnas.errors import DataError
+    from rlnas.task_config import TaskConfig
+    from rlnas.tasks import load_splits
+
+    path = tmp_path / "a.npz"
+    x = np.arange(6, dtype="float32").reshape(3, 2)
+    np.savez(path, x=x, y=np.array([0, 1, 0]), x_val=x, y_val=np.array([0, 1, 0]))
+    with pytest.raises(DataError, match=r"3 training examples are too few .* test_data") as info:
+        load_splits(TaskConfig(name="npz", path=str(path)))
+    assert "\n" not in str(info.value)

@@ -32,12 +32,14 @@ def write(tmp_path, text: str):
         (
             "space: layer",
             "`space`: expected one of layers, nb201, nasnet, or an import path "
-            "package.module:function, got 'layer'. Did you mean `layers`?",
+            "package.module:function (or path/to/file.py:function), got 'layer'. Did you mean "
+            "`layers`?",
         ),
         (
             "strategy: reinforc",
             "`strategy`: expected one of reinforce, random, rea, nsga, or an import path "
-            "package.module:Class, got 'reinforc'. Did you mean `reinforce`?",
+            "package.module:Class (or path/to/file.py:Class), got 'reinforc'. Did you mean "
+            "`reinforce`?",
         ),
         ("layers: {filters: []}", "`layers.filters`: expected a non-empty list, got []."),
         ("layers: {operations: []}", "`layers.operations`: expected a non-empty list, got []."),

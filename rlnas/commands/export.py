@@ -30,7 +30,7 @@ from rlnas.config import Config
 from rlnas.errors import ConfigError
 from rlnas.export import IO_TYPES, representative, tflite_accuracy, to_tflite
 from rlnas.final import accuracy, predict
-from rlnas.tasks import load_task
+from rlnas.tasks import load_splits
 from rlnas.tracking.final_recorder import record_export
 from rlnas.tracking.models import download_model, final_model_run, search_config
 from rlnas.tracking.store import open_store
@@ -108,7 +108,7 @@ def export(
     # lazy: keras loads TensorFlow, which the CLI's --help must not
     import keras
 
-    data = load_task(dataclasses.replace(cfg.task, train_subset=None))
+    data = load_splits(dataclasses.replace(cfg.task, train_subset=None))
     kind = (quantize or "float32") + ("" if io_type == "float32" else f"-{io_type}io")
     with tempfile.TemporaryDirectory() as tmp:
         path = download_model(client, run.info.run_id, tmp)

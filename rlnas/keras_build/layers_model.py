@@ -8,7 +8,8 @@ with ``keras.saving.load_model(path, safe_mode=True)`` and no ``custom_objects``
     model = build_model(space.blueprint(architecture), data.spec)
     compile_model(model, blueprint.training)
 
-Layout: input -> augmentation (training only) -> layers -> global average pooling
+Layout: input -> a table's embedded columns (:mod:`rlnas.keras_build.embed`) -> augmentation
+(training only) -> layers -> global average pooling
 (images, sequences) -> dropout -> the task's head (:mod:`rlnas.keras_build.head`:
 ``Dense(num_classes, softmax)``, or a linear output per regression target).
 
@@ -32,6 +33,7 @@ import math
 import keras
 
 from rlnas.keras_build.augment import augment_inputs
+from rlnas.keras_build.embed import embed_columns
 from rlnas.keras_build.head import classifier, head, loss_and_metrics
 from rlnas.spaces.layers import LayersBlueprint, LayerSpec
 from rlnas.spaces.training import TrainingSpec
@@ -51,7 +53,7 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     training = blueprint.training
     reg = weight_regularizer(training)
     inputs = keras.Input(shape=spec.input_shape, name="input")
-    x = augment_inputs(inputs, training.augment, spec)
+    x = augment_inputs(embed_columns(inputs, spec), training.augment, spec)
     outputs = []
     for i, layer in enumerate(blueprint.layers):
         y = _operation(x, layer, kind, reg, f"layer{i}")

@@ -25,6 +25,10 @@ function with the recorded values (:meth:`UserBlueprint.build`, in the evaluator
 in the function while sampling fills the remaining decisions as the strategy chooses, so the
 child fails in the evaluator, where its traceback is kept (``traceback.txt``).
 
+On a table whose categorical columns are embedded (``task.categorical``), ``spec`` describes
+the features after the embedding (flat, ``spec.input_shape`` wide) and rlnas puts the
+embedding in front of the model ``build`` returns (:mod:`rlnas.keras_build.embed`).
+
 The child is compiled by rlnas as the built-in spaces' children are: decisions named
 ``train/learning_rate``, ``train/batch_size``, ``train/optimizer`` and ``train/weight_decay``
 set those (:func:`rlnas.spaces.training.declare_training` declares them all), else the
@@ -87,6 +91,10 @@ class UserBlueprint:
         run = _Run(self.space, self.space.signature, None, replay=dict(self.decisions))
         model = self.space.build_fn(run, self.space.spec)
         self.space.check_model(model)
+        if self.space.task_spec.embedded:  # behind the table's embedded columns
+            from rlnas.keras_build.embed import wrap
+
+            return wrap(model, self.space.task_spec)
         return model
 
 
@@ -104,7 +112,10 @@ class UserSpace(Space):
 
     def __init__(self, build: Build, spec: TaskSpec, name: str | None = None) -> None:
         self.build_fn = build
-        self.spec = spec
+        self.task_spec = spec
+        self.spec = _features_spec(spec)
+        """What ``build`` is given: the task's, or for a table with embedded columns the
+        features after them (the model it returns is wrapped behind them)."""
         self.name = name or f"{build.__module__}:{getattr(build, '__qualname__', 'build')}"
         self.cfg = UserSpaceSettings(self.name, _source_digest(build))
 
@@ -147,15 +158,25 @@ class UserSpace(Space):
             )
 
     def check_model(self, model: Any) -> None:
-        """Raise ValueError unless ``model`` is a Keras model with one output per class."""
+        """Raise ValueError unless ``model`` is a Keras model with one output unit per class
+        (or per regression target)."""
         if not _is_keras_model(model):
             raise ValueError(f"build returned {type(model).__name__}, not a keras.Model")
         shape = tuple(model.outputs[0].shape) if getattr(model, "outputs", None) else ()
-        if shape[-1:] != (self.spec.num_classes,):
+        if shape[-1:] != (self.spec.outputs,):
+            unit = "class" if self.spec.task == "classification" else "regression target"
             raise ValueError(
                 f"the model's output has shape {shape}; expected (None, "
-                f"{self.spec.num_classes}): one unit per class of the task"
+                f"{self.spec.outputs}): one unit per {unit} of the task"
             )
+
+
+def _features_spec(spec: TaskSpec) -> TaskSpec:
+    if not spec.embedded:
+        return spec
+    from rlnas.keras_build.embed import inner_spec  # lazy: Keras, as the user's build
+
+    return inner_spec(spec)
 
 
 def training_of(values: Mapping[str, Value]) -> TrainingSpec:

@@ -192,6 +192,24 @@ class ReinforceController(Strategy):
         self.policy.initialize(seed)
         self._reset_learning_state()
 
+    def continue_from(self, previous: ReinforceController) -> None:
+        """Carry on from ``previous``, this space's controller before the space grew or
+        changed (a KerasTuner hyperparameter met only after the first build, say): call it
+        on a fresh controller of the new space. It takes over the policy's weights of the
+        decisions both spaces share, matched by name and choice
+        (:func:`rlnas.zoo_transfer.plan_transfer`), and the reward statistics (baseline,
+        spread, recent rewards, update count). New decisions and choices keep their fresh
+        initialisation; the optimizer's moments, the elite and the proposals seen do not
+        carry over."""
+        from rlnas import zoo_transfer  # lazy: it imports this module
+
+        transfer = zoo_transfer.plan_transfer(previous.space.describe(), self.space)
+        if transfer is not None and transfer.shared:
+            zoo_transfer.copy_shared(previous.policy, self.policy, transfer)
+            self._sync()
+        self.baseline, self.reward_var = previous.baseline, previous.reward_var
+        self.recent, self.step = list(previous.recent), previous.step
+
     def _sync(self) -> None:
         """Refresh what sampling reads after the policy's weights were changed in place."""
         self.policy.weights = self.policy.weights

@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 import types
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -207,7 +208,9 @@ def log_datasets(
 
     inputs = []
     for context, (x, y) in splits.items():
-        data = mlflow.data.from_numpy(x, targets=y, name=f"{source}-{context}", source=source)
+        with warnings.catch_warnings():  # a local path fits two of MLflow's source kinds
+            warnings.filterwarnings("ignore", message="The specified dataset source")
+            data = mlflow.data.from_numpy(x, targets=y, name=f"{source}-{context}", source=source)
         tag = InputTag("mlflow.data.context", context)
         inputs.append(DatasetInput(data._to_mlflow_entity(), tags=[tag]))
     client.log_inputs(run_id, datasets=inputs)

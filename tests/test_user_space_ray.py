@@ -1,0 +1,69 @@
+"""A user's define-by-run space, in a module of a folder of its own (not installed), searched
+with ``executor: ray`` on a local Ray: the module reaches the Ray workers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("mlflow")
+pytestmark = pytest.mark.slow
+
+import rlnas  # noqa: E402
+from rlnas.trial import TrialState  # noqa: E402
+
+MODULE = '''\
+"""A tiny MLP family; each build leaves a file named by its process id."""
+import os
+from pathlib import Path
+
+import keras
+
+
+def build(d, spec):
+    Path(os.environ["USER_SPACE_PIDS"], str(os.getpid())).touch()
+    inputs = keras.Input(spec.input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(d.choice("units", [4, 8]), activation="relu")(x)
+    d.choice("train/learning_rate", [0.01])
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+'''
+
+
+def test_a_user_module_reaches_the_ray_workers(tmp_path, monkeypatch):
+    name = f"user_space_{os.getpid()}"  # importable from its folder only
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(textwrap.dedent(MODULE))
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    monkeypatch.setenv("USER_SPACE_PIDS", str(pids))
+    monkeypatch.chdir(folder)  # as a user runs rlnas beside their module
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the registry adds the folder
+    assert not ray.is_initialized()
+    try:
+        result = rlnas.search(
+            f"{name}:build",
+            task={"name": "digits", "train_subset": 60},
+            strategy="random",
+            children=2,
+            epochs=1,
+            executor="ray",
+            workers=2,
+            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            progress=False,
+            executor__threads_per_worker=1,
+            child__steps_per_epoch=2,
+        )
+    finally:
+        sys.modules.pop(name, None)
+    assert not ray.is_initialized()  # the Ray the search started is shut down
+    states = [(t.state, t.message) for t in result.result.trials]
+    assert states == [(TrialState.COMPLETE, None)] * 2, states
+    assert all(t.reward is not None and 0.0 <= t.reward <= 1.0 for t in result.result.trials)
+    built_in = {int(p.name) for p in pids.iterdir()}
+    assert built_in - {os.getpid()}, "no child was built outside the search's own process"
