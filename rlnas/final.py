@@ -170,6 +170,10 @@ class _EpochBudget:
         return _Plan()
 
 
+FINAL_CALIBRATION_EXAMPLES = 2048
+"""Training examples whose statistics a final model's batch-norm layers keep."""
+
+
 def train_final(
     blueprint: Any,
     data: FinalData,
@@ -186,12 +190,19 @@ def train_final(
     what fits the budget at the mean epoch time so far, at most ``epochs`` (the history says
     how many ran), and the cosine schedule runs over the budget (see :class:`_EpochBudget`).
     ``on_epoch(epoch, logs, planned)`` hears of every finished epoch, ``planned`` being the
-    epochs that will run as now planned. A NaN or infinite loss raises
-    :class:`ChildFailure` (``nan_loss``)."""
+    epochs that will run as now planned. Batch-norm statistics are re-estimated with the
+    trained weights at the end. A NaN or infinite loss raises :class:`ChildFailure`
+    (``nan_loss``)."""
     # lazy: keras (and the Keras builders) load TensorFlow; `rlnas final`'s checks need none
     import keras
 
-    from rlnas.keras_build import batches, build_model, compile_model
+    from rlnas.keras_build import (
+        batches,
+        build_model,
+        calibration_sample,
+        compile_model,
+        recalibrate_batch_norm,
+    )
 
     keras.utils.set_random_seed(seed)
     training = blueprint.training
@@ -222,6 +233,9 @@ def train_final(
             f"epoch {len(losses)} of {budget.epochs} (optimizer={training.optimizer}, "
             f"learning_rate={training.learning_rate}).",
         )
+    # the moving averages mix statistics of weights long gone (all of them after a short
+    # training): the statistics of the trained weights replace them, as before validation
+    recalibrate_batch_norm(model, calibration_sample(data.x_fit, FINAL_CALIBRATION_EXAMPLES))
     if label_smoothing:  # the plain loss for whoever evaluates the saved model
         compile_model(model, training, spec=data.spec)
     return model, curves

@@ -626,3 +626,31 @@ def test_a_time_budget_cuts_the_epochs_after_the_first_and_the_schedule_follows(
     assert len(curves["loss"]) == 4 and planned == [4] * 4  # everything fits
     assert rates == pytest.approx([0.01, 0.01 * 0.5 * (1 + np.cos(np.pi / 4)), 0.005,
                                    0.01 * 0.5 * (1 + np.cos(3 * np.pi / 4))])  # fmt: skip
+
+
+def test_a_final_model_keeps_the_batch_norm_statistics_of_its_trained_weights():
+    """One epoch leaves the moving averages mostly at their initial values; train_final
+    re-estimates them with the trained weights, so re-estimating once more changes nothing
+    (without it, the second estimate moves them far)."""
+    import keras
+
+    from rlnas.config import FinalConfig, TaskConfig
+    from rlnas.final import FINAL_CALIBRATION_EXAMPLES, final_data, train_final
+    from rlnas.keras_build import calibration_sample, recalibrate_batch_norm
+    from rlnas.spaces.layers import LayersBlueprint, LayerSpec, TrainingSpec
+    from rlnas.tasks import load_task
+
+    data = final_data(load_task(TaskConfig(name="digits")), FinalConfig(), seed=0)
+    blueprint = LayersBlueprint(
+        (LayerSpec("conv", 8, 3, 1, "relu"),), TrainingSpec(0.01, 256, "adam", 0.0, 0.0, "none")
+    )
+    model, _ = train_final(blueprint, data, epochs=1, schedule="cosine", seed=0)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms, "the layers space puts batch normalisation after a conv layer"
+    before = [np.array(layer.moving_variance) for layer in norms]
+    assert not np.allclose(before[0], 1.0, atol=0.05)  # not the initial variance
+    assert recalibrate_batch_norm(
+        model, calibration_sample(data.x_fit, FINAL_CALIBRATION_EXAMPLES)
+    ) == len(norms)
+    for layer, old in zip(norms, before):
+        np.testing.assert_allclose(np.array(layer.moving_variance), old, rtol=1e-4, atol=1e-6)

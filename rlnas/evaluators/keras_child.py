@@ -42,7 +42,7 @@ from rlnas.errors import ChildFailure, SpaceError
 from rlnas.evaluators import latency
 from rlnas.evaluators.config import check_metric, reward_metric
 from rlnas.keras_build import batches, build_model, compile_model
-from rlnas.keras_build.batchnorm import recalibrate_batch_norm
+from rlnas.keras_build.batchnorm import calibration_sample, recalibrate_batch_norm
 from rlnas.keras_build.cost import multiply_adds
 from rlnas.keras_build.head import metric_names, targets_for
 from rlnas.keras_build.summary import summary_text
@@ -145,9 +145,7 @@ class KerasEvaluator:
             keras.mixed_precision.set_global_policy("mixed_float16")
         self._fingerprint: str | None = None
         self._best: float | None = None  # best reward of this evaluator (child.keep_weights)
-        n = len(data.y_train)
-        pick = np.random.default_rng(0).permutation(n)[: min(n, CALIBRATION_EXAMPLES)]
-        self.calibration = data.x_train[np.sort(pick)]
+        self.calibration = calibration_sample(data.x_train, CALIBRATION_EXAMPLES)
         """Training examples that re-estimate batch-norm statistics before validation."""
 
     def fingerprint(self) -> str:

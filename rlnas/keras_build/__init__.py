@@ -4,7 +4,7 @@ Importing this package imports Keras; the core (spaces, strategies, search) neve
 """
 
 from rlnas.keras_build.augment import augment_inputs
-from rlnas.keras_build.batchnorm import recalibrate_batch_norm
+from rlnas.keras_build.batchnorm import calibration_sample, recalibrate_batch_norm
 from rlnas.keras_build.feed import batches
 from rlnas.keras_build.layers_model import build_model as build_layers_model
 from rlnas.keras_build.layers_model import compile_model, make_optimizer
@@ -29,5 +29,6 @@ __all__ = [
     "build_model",
     "compile_model",
     "make_optimizer",
+    "calibration_sample",
     "recalibrate_batch_norm",
 ]

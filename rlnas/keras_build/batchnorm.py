@@ -15,6 +15,14 @@ import keras
 import numpy as np
 
 
+def calibration_sample(x: np.ndarray, size: int) -> np.ndarray:
+    """``size`` examples of ``x`` (all of them if fewer), drawn with a fixed seed and kept in
+    their order: the batches that re-estimate batch-norm statistics."""
+    n = len(x)
+    pick = np.random.default_rng(0).permutation(n)[: min(n, size)]
+    return x[np.sort(pick)]
+
+
 def recalibrate_batch_norm(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> int:
     """Set every BatchNormalization layer's moving statistics to their mean over ``x``.
 
