@@ -307,7 +307,7 @@ def warm_start(
             _load_weights(saved, weights)
             copy_shared(saved, controller.policy, transfer)
             log.warning(transfer.note(source))
-    controller._sync()  # refresh the tables the sampler reads
+    controller.policy_changed()  # refresh the tables the sampler reads
     controller.warm_started()
     _ORIGINS[controller] = card
     return card

@@ -171,7 +171,7 @@ def test_a_grown_space_keeps_what_the_shared_decisions_learnt():
     oracle.populate_space("1")
     assert oracle.controller is first  # the same space: the same controller
     first.policy.weights = [w + 0.5 for w in first.policy.weights]  # as if it had learnt
-    first._sync()
+    first.policy_changed()
     oracle.hyperparameters.Choice("b", [True, False])
     oracle.populate_space("2")
     grown = oracle.controller

@@ -206,12 +206,13 @@ class ReinforceController(Strategy):
         transfer = zoo_transfer.plan_transfer(previous.space.describe(), self.space)
         if transfer is not None and transfer.shared:
             zoo_transfer.copy_shared(previous.policy, self.policy, transfer)
-            self._sync()
+            self.policy_changed()
         self.baseline, self.reward_var = previous.baseline, previous.reward_var
         self.recent, self.step = list(previous.recent), previous.step
 
-    def _sync(self) -> None:
-        """Refresh what sampling reads after the policy's weights were changed in place."""
+    def policy_changed(self) -> None:
+        """Refresh what sampling reads; call it after changing the policy's weights in place
+        (a warm start copies saved weights into them)."""
         self.policy.weights = self.policy.weights
 
     def fault(self, what: str, update: int) -> StrategyFault:
