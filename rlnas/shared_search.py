@@ -1,18 +1,20 @@
 """The parts of a weight-sharing search around the search loop: attach, then finish.
 
 :func:`attach` adds what a shared search records and saves to a prepared search: the
-shared weights' checkpoint beside the search's state (restored on resume) and the MLflow
-table of shared children instead of a child run each. :func:`finish` ends it as ENAS does:
-the best ``shared.rescore_top`` children by shared reward are re-scored on the whole
-validation split with the shared weights, and the best ``shared.retrain_top`` of those are
-trained from scratch by the standard evaluator, as the children of a second, short search
-recorded into the same parent run, so that ``rlnas final``, ``rlnas export``, the registry
-and the zoo find ordinary child runs::
+shared weights' checkpoint beside the search's state (restored on resume), the MLflow
+table of shared children instead of a child run each, the shared phase's end-of-search
+tables under ``shared/``, and a parent run kept RUNNING for what follows. :func:`finish`
+ends it as ENAS does: the best ``shared.rescore_top`` children by shared reward are
+re-scored on the whole validation split with the shared weights, and the best
+``shared.retrain_top`` of those are trained from scratch by the standard evaluator, as the
+children of a second, short search recorded into the same parent run and saved child by
+child (``retrain.npz``), so that ``rlnas final``, ``rlnas export``, the registry and the zoo
+find ordinary child runs and a resume retrains only what was not finished::
 
-    prepared = prepare(cfg)            # rlnas.commands.search
-    attach(prepared, cfg)
-    result = prepared.search.run()
-    finish(prepared, cfg, result)
+    prepared = prepare(cfg)            # rlnas.commands.session; attach() is called there
+    result = prepared.search.run()     # the parent run stays RUNNING
+    retraining = finish(prepared, cfg, result)
+    retraining.result.best             # the best retrained child
 """
 
 from __future__ import annotations
