@@ -13,8 +13,8 @@ and flattened params), the space (``space.json``) and tags ``rlnas.*``; per upda
 the tracker's :class:`~rlnas.tracking.results.ArtifactWriter` s add (the zoo's
 :class:`~rlnas.zoo.ControllerSaver`: ``controller/``). Status FINISHED only when the search
 ended normally (a weight-sharing search's shared phase leaves it RUNNING for its retrained
-children: :attr:`MLflowTracker.keep_running`, :mod:`rlnas.shared_search`). Child runs are written by :mod:`~rlnas.tracking.records` (the README's
-"MLflow layout" section lists both).
+children: :attr:`MLflowTracker.keep_running`, :mod:`rlnas.shared_search`). Child runs are
+written by :mod:`~rlnas.tracking.records` (the README's "MLflow layout" section lists both).
 
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
 an outbox, in order, until the store has them, written in the background while the next
