@@ -14,10 +14,19 @@ validation accuracy over >= 50 uniformly sampled architectures.
   ``--archs`` uniformly sampled architectures re-scored on the whole validation split with
   the shared weights and trained alone (``--epochs`` epochs, the config's training
   decisions); Kendall's tau, Spearman's rho and the overlap of the top 10.
+* ``controller``: per seed, REINFORCE and uniform random search side by side, each on a
+  fresh super-network of the same seed (same initial weights, same warm-up), each given
+  ``--rewards`` shared-weight rewards; then, as ``rlnas search`` ends a shared search, the
+  best ``shared.rescore_top`` distinct children by shared reward are re-scored on the whole
+  validation split and the best ``shared.retrain_top`` trained alone with the standard
+  evaluator's settings (the config's ``child`` section, the same child seeds for both
+  strategies); the best stand-alone validation accuracy per strategy, per seed and the mean.
+  ``--out`` keeps each seed's figures in a JSON file, so that seeds can run one at a time.
 
 The machine's load average is printed; on a shared machine the figures move with it::
 
     python benchmarks/weight_sharing.py [rate|rank|all] [--seconds 120] [--archs 50]
+    python benchmarks/weight_sharing.py controller --rewards 1000 --seeds 0 1 2 --out ctl.json
 """
 
 from __future__ import annotations
@@ -126,14 +135,94 @@ def rank(steps: int, archs: int, epochs: int) -> dict:
     return out
 
 
+def controller(seed: int, rewards: int, strategies: list[str], overrides: list[str]) -> dict:
+    """One seed: each strategy's shared search, re-score, and stand-alone retraining."""
+    import numpy as np
+
+    from rlnas import factory, shared_search
+    from rlnas.config import load_config
+    from rlnas.evaluators.keras_child import KerasEvaluator
+    from rlnas.executors import InlineExecutor
+    from rlnas.search import Budget, Search
+
+    out: dict = {"seed": seed, "rewards": rewards}
+    for name in strategies:
+        cfg = load_config(CONFIG, [f"seed={seed}", f"strategy={name}", *overrides])
+        space = factory.make_space(cfg)
+        data = factory.load_task_data(cfg)
+        evaluator = factory.make_evaluator(cfg)
+        start = time.perf_counter()
+        evaluator.warm_up()  # shared.warmup_steps on uniform paths, the same for both
+        warm = time.perf_counter() - start
+        strategy = factory.make_strategy(cfg, space)
+        start = time.perf_counter()
+        search = Search(strategy, InlineExecutor(evaluator), Budget(children=rewards), seed)
+        result = search.run()
+        searched = time.perf_counter() - start
+        trials = [t for t in result.trials if t.reward is not None]
+        top = shared_search.best_distinct(result.trials, cfg.shared.rescore_top)
+        rows = shared_search.rescore(evaluator, top, cfg.shared.retrain_top)
+        chosen = {t.number: t.architecture for t in top}
+        alone = KerasEvaluator(space, data, cfg.child)
+        start = time.perf_counter()
+        for k, r in enumerate(rows[: cfg.shared.retrain_top]):
+            child_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+            outcome = alone.evaluate(chosen[r["child"]], seed=child_seed, number=k)
+            r["standalone"] = round(float(outcome.metrics["val_accuracy"]), 4)
+            r["decisions"] = dict(chosen[r["child"]])
+        retrained = time.perf_counter() - start
+        scores = [r["standalone"] for r in rows[: cfg.shared.retrain_top]]
+        third = max(1, len(trials) // 3)
+        out[name] = {
+            "best_standalone": max(scores),
+            "mean_standalone_retrained": round(float(np.mean(scores)), 4),
+            "retrained": rows[: cfg.shared.retrain_top],
+            "best_rescored": round(rows[0]["rescored"], 4),
+            "distinct": len({t.architecture.hash for t in trials}),
+            "shared_reward_first_third": round(
+                float(np.mean([t.reward for t in trials[:third]])), 4
+            ),
+            "shared_reward_last_third": round(
+                float(np.mean([t.reward for t in trials[-third:]])), 4
+            ),
+            "last_update": search.updates[-1][1] if search.updates else None,
+            "seconds": {
+                "warm_up": round(warm, 1),
+                "search": round(searched, 1),
+                "retraining": round(retrained, 1),
+            },
+        }
+        print(f"seed {seed} {name}", json.dumps(out[name]), "load", os.getloadavg(), flush=True)
+    return out
+
+
+def controller_table(runs: list[dict], strategies: list[str]) -> dict:
+    """Per seed and the mean: each strategy's best stand-alone validation accuracy."""
+    means = {
+        name: round(sum(r[name]["best_standalone"] for r in runs) / len(runs), 4)
+        for name in strategies
+    }
+    rows = [{"seed": r["seed"], **{n: r[n]["best_standalone"] for n in strategies}} for r in runs]
+    return {"per_seed": rows, "mean": means}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", nargs="?", default="all", choices=("rate", "rank", "all"))
+    p.add_argument("what", nargs="?", default="all", choices=("rate", "rank", "controller", "all"))
     p.add_argument("--seconds", type=float, default=120.0, help="wall seconds per mode")
     p.add_argument("--workers", type=int, default=2, help="standard mode's processes")
     p.add_argument("--steps", type=int, default=2000, help="shared steps before ranking")
     p.add_argument("--archs", type=int, default=50, help="architectures ranked")
     p.add_argument("--epochs", type=int, default=10, help="stand-alone training epochs")
+    p.add_argument("--rewards", type=int, default=1000, help="shared rewards per strategy")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="controller seeds")
+    p.add_argument(
+        "--strategies", nargs="+", default=["reinforce", "random"], help="compared strategies"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    p.add_argument("--out", type=Path, help="controller: per-seed figures kept in this JSON")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     print("load average before:", os.getloadavg(), flush=True)
@@ -142,6 +231,13 @@ def main() -> None:
         figures["rate"] = rate(args.seconds, args.workers)
     if args.what in ("rank", "all"):
         figures["rank"] = rank(args.steps, args.archs, args.epochs)
+    if args.what == "controller":
+        kept = json.loads(args.out.read_text()) if args.out and args.out.is_file() else {}
+        for seed in args.seeds:
+            kept[str(seed)] = controller(seed, args.rewards, args.strategies, args.set)
+            if args.out:
+                args.out.write_text(json.dumps(kept, indent=1))
+        figures["controller"] = controller_table(list(kept.values()), args.strategies)
     print("load average after:", os.getloadavg())
     print(json.dumps(figures, indent=1))
 

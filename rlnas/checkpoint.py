@@ -76,9 +76,14 @@ class Checkpoint:
     a search). ``header()`` gives the run id and what ``rlnas resume`` needs to rebuild the
     search; nothing is saved while it has no run id."""
 
-    def __init__(self, root: Path, header: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(
+        self, root: Path, header: Callable[[], Mapping[str, Any]], file: str = FILE
+    ) -> None:
         self.root = Path(root)
         self.header = header
+        self.file = file
+        """The state's file name in the folder (a weight-sharing search's retraining saves
+        ``retrain.npz`` beside ``search.npz``)."""
         self.folder: Path | None = None
         self.saves = 0
         self._lock: int | None = None
@@ -93,7 +98,7 @@ class Checkpoint:
             self._lock = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         head["format"] = FORMAT
-        write(self.folder / FILE, {"header": head, "search": search.state_dict()})
+        write(self.folder / self.file, {"header": head, "search": search.state_dict()})
         self.saves += 1
 
     def remove(self) -> None:

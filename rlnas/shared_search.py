@@ -1,49 +1,72 @@
 """The parts of a weight-sharing search around the search loop: attach, then finish.
 
 :func:`attach` adds what a shared search records and saves to a prepared search: the
-shared weights' checkpoint beside the search's state (restored on resume) and the MLflow
-table of shared children instead of a child run each. :func:`finish` ends it as ENAS does:
-the best ``shared.rescore_top`` children by shared reward are re-scored on the whole
-validation split with the shared weights, and the best ``shared.retrain_top`` of those are
-trained from scratch by the standard evaluator, as the children of a second, short search
-recorded into the same parent run, so that ``rlnas final``, ``rlnas export``, the registry
-and the zoo find ordinary child runs::
+shared weights' checkpoint beside the search's state (restored on resume), the MLflow
+table of shared children instead of a child run each, the shared phase's end-of-search
+tables under ``shared/``, and a parent run kept RUNNING for what follows. :func:`finish`
+ends it as ENAS does: the best ``shared.rescore_top`` children by shared reward are
+re-scored on the whole validation split with the shared weights, and the best
+``shared.retrain_top`` of those are trained from scratch by the standard evaluator, as the
+children of a second, short search recorded into the same parent run and saved child by
+child (``retrain.npz``), so that ``rlnas final``, ``rlnas export``, the registry and the zoo
+find ordinary child runs and a resume retrains only what was not finished::
 
-    prepared = prepare(cfg)            # rlnas.commands.search
-    attach(prepared, cfg)
-    result = prepared.search.run()
-    finish(prepared, cfg, result)
+    prepared = prepare(cfg)            # rlnas.commands.session; attach() is called there
+    result = prepared.search.run()     # the parent run stays RUNNING
+    retraining = finish(prepared, cfg, result)
+    retraining.result.best             # the best retrained child
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rlnas.space import Architecture, Sample, Space
-from rlnas.strategies.base import SpaceExhausted, Strategy
+from rlnas.strategies.base import Metrics, SpaceExhausted, Strategy, Update
 from rlnas.trial import Trial, TrialState
 
 log = logging.getLogger(__name__)
 
+RETRAIN_FILE = "retrain.npz"
+"""The retraining search's state, beside the shared search's ``search.npz``."""
+
 
 class Listed(Strategy):
-    """Proposes the given architectures in order, then is exhausted; learns nothing."""
+    """Proposes the given architectures in order, then is exhausted; learns nothing.
+
+    ``name`` is the search's strategy, whose children these are (the parent run's name and
+    the child runs' ``rlnas.strategy`` tag keep it); the state is how many were asked."""
 
     name = "retrain"
 
-    def __init__(self, space: Space, architectures: Iterable[Architecture]) -> None:
+    def __init__(
+        self, space: Space, architectures: Iterable[Architecture], name: str = "retrain"
+    ) -> None:
         super().__init__(space, seed=0, unique=False)
-        self.queue = list(architectures)
+        self.architectures = list(architectures)
+        self.asked = 0
+        self.name = name
 
     def ask(self) -> Sample:
-        if not self.queue:
+        if self.asked >= len(self.architectures):
             raise SpaceExhausted("every listed architecture was proposed")
-        return self.space.replay(self.queue.pop(0))[0]
+        self.asked += 1
+        return self.space.replay(self.architectures[self.asked - 1])[0]
 
-    def tell(self, sample: Sample, reward: float | None) -> Mapping[str, float] | None:
+    def tell(self, sample: Sample, reward: float | None, metrics: Metrics = None) -> Update:
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "asked": self.asked}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.asked = int(state["asked"])
 
 
 def best_distinct(trials: Sequence[Trial], n: int) -> list[Trial]:
@@ -60,6 +83,26 @@ def best_distinct(trials: Sequence[Trial], n: int) -> list[Trial]:
     return out
 
 
+def rescore(evaluator: Any, top: Sequence[Trial], retrain: int) -> list[dict[str, Any]]:
+    """``top``'s rows re-scored on the whole validation split with the shared weights of
+    ``evaluator``, best first; the first ``retrain`` are marked to be retrained."""
+    rows = [
+        {
+            "child": t.number,
+            "hash": t.architecture.hash,
+            "shared_reward": t.reward,
+            "rescored": evaluator.rescore(t.architecture),
+            "retrained": False,
+            "retrained_child": None,
+        }
+        for t in top
+    ]
+    rows.sort(key=lambda r: -r["rescored"])
+    for k, r in enumerate(rows[:retrain]):
+        r["retrained"], r["retrained_child"] = True, k
+    return rows
+
+
 def attach(prepared: Any, cfg: Any) -> None:
     """Checkpoint the shared weights and log a table, not child runs (shared mode only)."""
     from rlnas.checkpoint import state_dir
@@ -68,6 +111,8 @@ def attach(prepared: Any, cfg: Any) -> None:
 
     tracker, search = prepared.tracker, prepared.search
     tracker.log_children = False
+    tracker.results_prefix = "shared"  # the search's own tables are the retrained children's
+    tracker.keep_running = True  # finish() re-scores and retrains into the run, then ends it
     evaluator = search.executor.evaluator
 
     def folder():
@@ -79,54 +124,92 @@ def attach(prepared: Any, cfg: Any) -> None:
     )
 
 
-def finish(prepared: Any, cfg: Any, result: Any) -> list[dict[str, Any]]:
+@dataclass
+class Retraining:
+    """The end of a shared search: the re-scored rows and the retraining search."""
+
+    rows: list[dict[str, Any]]
+    """``shared_rescored.csv``: the best shared children re-scored, best first."""
+    result: Any
+    """The retraining search's :class:`~rlnas.search.SearchResult` (its children are the
+    search's child runs); None when nothing was retrained."""
+    tracker: Any
+    """The tracker that recorded the retrained children into the parent run and ended it."""
+
+    def summary(self, shared: dict[str, Any]) -> dict[str, Any]:
+        """The search's summary: the retrained children's (what ``rlnas final`` takes), with
+        the shared phase's summary under ``shared`` and the re-scored rows under
+        ``rescored``; the shared phase's alone when nothing was retrained."""
+        out = shared if self.result is None else self.tracker.summary(self.result)
+        if self.result is not None:
+            out["shared"] = {k: v for k, v in shared.items() if k not in _PLACE}
+        out["rescored"] = self.rows
+        return out
+
+
+_PLACE = ("run_id", "tracking_uri", "experiment", "experiment_id", "status")
+"""Summary keys the shared phase and the retraining share (where the run is)."""
+
+
+def finish(prepared: Any, cfg: Any, result: Any) -> Retraining:
     """Re-score the best shared children on the whole validation split and retrain the best
-    ``shared.retrain_top`` from scratch into the same parent run; the re-scored rows."""
+    ``shared.retrain_top`` from scratch into the same parent run, which it ends.
+
+    The retraining is a search of its own, saved after every child into ``retrain.npz``
+    beside the shared search's state (with the re-scored rows): a resumed search that had
+    begun it re-scores nothing and retrains only the children not finished yet."""
     from rlnas import factory
+    from rlnas.checkpoint import Checkpoint, state_dir
     from rlnas.executors import InlineExecutor
     from rlnas.search import Budget, Search
     from rlnas.tracking import MLflowTracker
     from rlnas.tracking.shared_log import log_rescored
 
-    shared = cfg.shared
-    evaluator = prepared.search.executor.evaluator
-    top = best_distinct(result.trials, shared.rescore_top)
-    rows = [
-        {
-            "child": t.number,
-            "hash": t.architecture.hash,
-            "shared_reward": t.reward,
-            "rescored": evaluator.rescore(t.architecture),
-            "retrained": False,
-        }
-        for t in top
-    ]
-    rows.sort(key=lambda r: -r["rescored"])
-    for r in rows[: shared.retrain_top]:
-        r["retrained"] = True
-    log_rescored(prepared.tracker, rows)
-    if not shared.retrain_top or not rows:
-        return rows
-    by_number = {t.number: t for t in top}
-    chosen = [by_number[r["child"]].architecture for r in rows[: shared.retrain_top]]
-    keras_cfg = _standard(cfg)
-    space = prepared.search.strategy.space
-    executor = InlineExecutor(factory.make_evaluator(keras_cfg))
+    parent = prepared.tracker
+    folder = state_dir(parent.tracking_uri, parent.run_id)
+    saved = _saved(folder / RETRAIN_FILE)
+    if saved is None:
+        top = best_distinct(result.trials, cfg.shared.rescore_top)
+        rows = rescore(prepared.search.executor.evaluator, top, cfg.shared.retrain_top)
+        stamp = time.time()
+    else:
+        rows, stamp = saved["header"]["rows"], float(saved["header"]["stamp"])
+    log_rescored(parent, rows, stamp)
+    by_number = {t.number: t.architecture for t in result.trials}
+    chosen = [by_number[r["child"]] for r in rows if r["retrained"]]
+    if not chosen:  # shared.retrain_top: 0, or no child completed
+        parent.end("FINISHED")
+        return Retraining(rows, None, None)
+    strategy = prepared.search.strategy
     tracker = MLflowTracker.from_config(cfg)
-    tracker.resume(prepared.tracker.run_id)
+    tracker.resume(parent.run_id)
+    checkpoint = Checkpoint(
+        folder.parent,
+        lambda: {"run_id": parent.run_id, "rows": rows, "stamp": stamp},
+        file=RETRAIN_FILE,
+    )
     retrain = Search(
-        Listed(space, chosen),
-        executor,
+        Listed(strategy.space, chosen, name=strategy.name),
+        InlineExecutor(factory.make_evaluator(_standard(cfg))),
         Budget(children=len(chosen)),
         seed=cfg.seed,
         observers=[tracker],
+        checkpoint=checkpoint,
     )
+    if saved is not None:
+        retrain.load_state_dict(saved["search"])
     with tracker:
         retrained = retrain.run()
-    for r, t in zip(rows, retrained.trials):
-        r["retrained_reward"] = t.reward
+    parent.end(by=tracker)
     log.info("retrained %d children: rewards %s", len(chosen), [t.reward for t in retrained.trials])
-    return rows
+    return Retraining(rows, retrained, tracker)
+
+
+def _saved(path: Path) -> dict[str, Any] | None:
+    """The retraining's saved state, if a resumed search had begun it."""
+    from rlnas.checkpoint import read
+
+    return read(path) if path.is_file() else None
 
 
 def _standard(cfg: Any) -> Any:

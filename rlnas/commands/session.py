@@ -198,18 +198,26 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 def run_search(p: Prepared) -> tuple[SearchResult, dict[str, Any]]:
     """Run a prepared search (shared by the commands and :func:`rlnas.search`); the result
-    and its summary, with the controller saved if asked."""
+    and its summary, with the controller saved if asked.
+
+    A weight-sharing search then re-scores its best children and retrains them alone
+    (:func:`rlnas.shared_search.finish`): the result and the summary are the retrained
+    children's, the shared phase's summary under ``shared``."""
+    retraining = None
     try:
         with sigterm_as_ctrl_c(), p.tracker:  # the parent run never stays RUNNING
             result = p.search.run()
+            if p.cfg is not None and p.tracker.keep_running and p.tracker.status == "RUNNING":
+                retraining = shared_search.finish(p, p.cfg, result)
     finally:
         if p.progress is not None:
             p.progress.close()
-    if p.cfg is not None and p.cfg.shared.enabled and p.tracker.status == "FINISHED":
-        shared_search.finish(p, p.cfg, result)  # re-score the best, retrain them alone
     if p.tracker.status == "FINISHED" and p.checkpoint is not None:  # all of it is in MLflow
         p.checkpoint.remove()
     summary = p.tracker.summary(result)
+    if retraining is not None:
+        summary = retraining.summary(summary)
+        result = retraining.result or result
     if p.save_to is not None:
         _save(p, summary)
     return result, summary
@@ -245,12 +253,13 @@ def _save(p: Prepared, summary: dict[str, Any]) -> None:
             file=sys.stderr,
         )
         return
+    trained_on = summary.get("shared", summary)  # a shared search: the shared rewards
     zoo.save_controller(
         p.search.strategy,  # type: ignore[arg-type]  # --save-controller: reinforce only
         p.save_to,
         task=p.tracker.task,
-        children=summary["children"],
-        best_reward=summary["best_reward"],
+        children=trained_on["children"],
+        best_reward=trained_on["best_reward"],
         run_id=summary["run_id"],
     )
     summary["saved_controller"] = str(p.save_to)
@@ -268,6 +277,16 @@ def _reward_name(cfg: Config) -> str:
 def _report(cfg: Config, result: SearchResult, summary: dict[str, Any], space: str) -> None:
     """The best architecture and where to look at the search (stdout)."""
     out = sys.stdout
+    shared = summary.get("shared")
+    if shared is not None:  # weight sharing: the shared phase, then the retrained children
+        rows = summary["rescored"]
+        print(
+            f"Shared weights: {shared['children']} children rewarded in "
+            f"{clock(shared['wall_seconds'])} (best shared reward {shared['best_reward']:.4f}); "
+            f"the best {len(rows)} re-scored, {sum(r['retrained'] for r in rows)} retrained "
+            "alone.",
+            file=out,
+        )
     best = result.best
     if best is None:
         print("No child completed.", file=out)

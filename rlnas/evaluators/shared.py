@@ -111,6 +111,7 @@ class SharedEvaluator:
             choose_path = lambda: self.space.sample(uniform)[0].architecture  # noqa: E731
         for _ in range(self.shared.warmup_steps):
             path = self.net.path(self.space.blueprint(choose_path()))
+            self._schedule()
             self.net.train_step(*self.train.next(), *path)
             self.steps += 1
 
@@ -125,6 +126,7 @@ class SharedEvaluator:
         start = time.perf_counter()
         losses, hits = [], []
         for _ in range(self.shared.train_steps):
+            self._schedule()
             loss, accuracy = self.net.train_step(*self.train.next(), *path)
             losses.append(float(loss))
             hits.append(float(accuracy))
@@ -144,8 +146,15 @@ class SharedEvaluator:
             "shared/train_loss": float(np.mean(losses)),
             "shared/train_accuracy": float(np.mean(hits)),
             "shared/steps": float(self.steps),
+            "shared/learning_rate": self.shared.learning_rate_at(self.steps - 1),
         }
         return Outcome(reward=correct / seen, metrics=metrics, cost=seconds)
+
+    def _schedule(self) -> None:
+        """Set the learning rate of the next shared step (a variable the traced step reads:
+        nothing is traced again)."""
+        if self.shared.lr_schedule != "constant":
+            self.net.optimizer.learning_rate = self.shared.learning_rate_at(self.steps)
 
     def rescore(self, architecture: Architecture, batch_size: int = 500) -> float:
         """Accuracy of ``architecture``'s path on the whole validation split (no training)."""

@@ -15,17 +15,25 @@ authors' macro-search script, ``scripts/cifar10_macro_search.sh``: 50 steps of 2
 momentum 0.9, a cosine learning rate from 0.05 (down to 0.001 in the paper, 0.0005 in the
 script), L2 weight decay 1e-4 (script: 2.5e-4), gradients clipped to norm 5, batch 128.
 Here ``train_steps`` shared steps precede each reward (one pass of CIFAR-10 at batch 128 is
-about 350 steps per 1,000 rewards in the script: 0.35 per reward), the learning rate is
-constant, and ``warmup_steps`` trains uniformly sampled paths before the first child.
+about 350 steps per 1,000 rewards in the script: 0.35 per reward), and ``warmup_steps``
+trains uniformly sampled paths before the first child. The learning rate is constant by
+default; ``lr_schedule: cosine`` follows ENAS's cosine schedule with warm restarts
+(Loshchilov & Hutter 2017, SGDR): from ``learning_rate`` down to ``lr_min`` over
+``lr_period`` shared steps, then again over a period ``lr_period_mult`` times longer, and so
+on (the script: 0.05 to 0.0005, a first period of 10 epochs, each next one twice as long;
+10 epochs of CIFAR-10 at batch 128 are about 3,500 steps).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from rlnas.errors import FieldError, require
+from rlnas.errors import FieldError, require, require_one_of
 
+SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules of the shared weights."""
 SPACES = ("layers",)
 """Spaces the super-network supports."""
 TRAINING_LISTS = (
@@ -59,6 +67,18 @@ class SharedConfig:
     """L2 penalty ``wd/2 * |w|^2`` on the shared kernels (ENAS: 1e-4)."""
     grad_clip: float = 5.0
     """Global gradient norm the shared gradients are clipped to (ENAS: 5)."""
+    lr_schedule: str = "constant"
+    """``constant`` (``learning_rate`` throughout) or ``cosine``: cosine decay from
+    ``learning_rate`` to ``lr_min`` with warm restarts, counted in shared steps (warm-up
+    included; ENAS: cosine)."""
+    lr_min: float = 0.0005
+    """Lowest learning rate of the cosine schedule (ENAS: 0.001 in the paper, 0.0005 in
+    the authors' scripts)."""
+    lr_period: int = 3500
+    """Shared steps of the cosine schedule's first period (ENAS: 10 epochs, about 3,500
+    steps of CIFAR-10 at batch 128)."""
+    lr_period_mult: float = 2.0
+    """Each next period is this many times longer than the one before (ENAS: 2)."""
     warmup_steps: int = 0
     """Shared-weight steps on uniformly sampled paths before the first child."""
     checkpoint_every: int = 100
@@ -79,12 +99,32 @@ class SharedConfig:
         require(0 <= self.momentum < 1, "momentum", self.momentum, "a number in [0, 1)")
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         require(self.grad_clip > 0, "grad_clip", self.grad_clip, "a number > 0")
+        require_one_of("lr_schedule", self.lr_schedule, SCHEDULES)
+        require(self.lr_period >= 1, "lr_period", self.lr_period, "an integer >= 1")
+        require(self.lr_period_mult >= 1, "lr_period_mult", self.lr_period_mult, "a number >= 1")
+        require(self.lr_min >= 0, "lr_min", self.lr_min, "a number >= 0")
+        require(
+            self.lr_schedule == "constant" or self.lr_min < self.learning_rate,
+            "lr_min",
+            self.lr_min,
+            f"below learning_rate ({self.learning_rate}) with lr_schedule: cosine",
+        )
         require(
             self.retrain_top <= self.rescore_top,
             "retrain_top",
             self.retrain_top,
             f"at most rescore_top ({self.rescore_top}): only re-scored children are retrained",
         )
+
+    def learning_rate_at(self, step: int) -> float:
+        """The shared weights' learning rate at shared step ``step`` (from 0)."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        period, t = float(self.lr_period), float(step)
+        while t >= period:  # the restarts before this step
+            t, period = t - period, period * self.lr_period_mult
+        cosine = 0.5 * (1.0 + math.cos(math.pi * t / period))
+        return self.lr_min + (self.learning_rate - self.lr_min) * cosine
 
 
 def check_shared(config: Any) -> None:

@@ -87,29 +87,36 @@ def log_results(
     experiment_id: str = "0",
     writers: Sequence[ArtifactWriter] = (),
     timestamp: float | None = None,
+    prefix: str = "",
 ) -> None:
     """Log the results' artifacts, metrics and tags on the parent run ``run_id``;
-    ``evaluated`` is the search's :func:`summary`."""
+    ``evaluated`` is the search's :func:`summary`. A ``prefix`` (a weight-sharing search's
+    shared phase: ``shared``) puts the plot and the tables in that folder and names the
+    metrics ``<prefix>/children`` instead of ``search/children``, so that the search's own
+    results, logged afterwards, do not replace them."""
     with tempfile.TemporaryDirectory() as tmp:
+        own = Path(tmp, prefix)
+        own.mkdir(exist_ok=True)
         title = f"{search.strategy.space.name} / {task} / {search.strategy.name}"
-        plots.plot_rewards(result.trials, Path(tmp, "plots", "rewards.png"), title)
+        plots.plot_rewards(result.trials, own / "plots" / "rewards.png", title)
         rows = plots.top_k_rows(result.trials, child_runs, top_k)
-        plots.write_csv(rows, Path(tmp, "top_k.csv"))
-        Path(tmp, "top_k.md").write_text(plots.markdown_table(rows))
+        plots.write_csv(rows, own / "top_k.csv")
+        (own / "top_k.md").write_text(plots.markdown_table(rows))
         if result.best is not None:
             best = {"reward": result.best.reward, "run_id": evaluated["best_run_id"]}
             best.update(child=result.best.number, decisions=dict(result.best.architecture))
-            Path(tmp, "best_architecture.json").write_text(json.dumps(best, indent=1))
+            (own / "best_architecture.json").write_text(json.dumps(best, indent=1))
         for writer in writers:
             writer.write_artifacts(Path(tmp), search, result, run_id=run_id, task=task)
         pareto = front.final_record(search, child_runs, Path(tmp)) if search.objectives else {}
         client.log_artifacts(run_id, tmp)
+    name = prefix or "search"
     metrics = {
-        f"search/{k}": float(evaluated[k])
+        f"{name}/{k}": float(evaluated[k])
         for k in ("children", "failed", "cached", "killed", "cost_seconds", "wall_seconds")
     }
     if result.best is not None:
-        metrics["search/best_reward"] = float(result.best.reward)
+        metrics[f"{name}/best_reward"] = float(result.best.reward)
     tags = {"rlnas.stopped": result.stopped, "rlnas.message": result.message[:5000]}
     title = f"{task} / {search.strategy.space.name} / {search.strategy.name}: top {top_k}"
     tags[conventions.NOTE] = conventions.note(rows, experiment_id=experiment_id, title=title)

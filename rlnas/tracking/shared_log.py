@@ -12,11 +12,17 @@ records on the parent run:
 * at the end, ``shared_children.csv``: one row per sampled child (number, architecture hash,
   state, shared reward, shared metrics, controller step, decisions as JSON), readable in the
   UI and by ``pandas.read_csv``;
+* the shared phase's end-of-search results, which the tracker logs under ``shared/``
+  (``MLflowTracker.results_prefix``): ``shared/top_k.csv``, ``shared/top_k.md``,
+  ``shared/best_architecture.json``, ``shared/plots/rewards.png`` and the metrics
+  ``shared/children``, ``shared/best_reward``, ``shared/wall_seconds``, ...;
 * :func:`log_rescored`: ``shared_rescored.csv``, the best children re-scored on the whole
-  validation split with the shared weights, and which of them were retrained.
+  validation split with the shared weights, which of them were retrained and as which
+  retrained child (``retrained_child``).
 
-The children retrained from scratch afterwards become ordinary child runs (the tracker
-records them as after a normal search).
+The children retrained from scratch afterwards are the search's children: ordinary child
+runs, and the run's own ``top_k.csv``, ``best_architecture.json``, ``search/*`` metrics and
+description are theirs, as after a normal search (:mod:`rlnas.shared_search`).
 """
 
 from __future__ import annotations
@@ -121,9 +127,11 @@ def log_table(tracker: Any, rows: Sequence[Mapping[str, Any]], name: str) -> Non
         tracker.client.log_artifact(tracker.run_id, str(path))
 
 
-def log_rescored(tracker: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``shared_rescored.csv`` and the metric ``shared/rescored_best`` on the parent run."""
+def log_rescored(tracker: Any, rows: Sequence[Mapping[str, Any]], stamp: float) -> None:
+    """``shared_rescored.csv`` and the metric ``shared/rescored_best`` on the parent run
+    (at time ``stamp``, seconds: logging it again, as a resumed search does, adds nothing)."""
     log_table(tracker, rows, RESCORED)
     if rows and tracker.client is not None:
         best = max(float(r["rescored"]) for r in rows)
-        tracker.client.log_metric(tracker.run_id, "shared/rescored_best", best)
+        ms = int(stamp * 1000)
+        tracker.client.log_metric(tracker.run_id, "shared/rescored_best", best, timestamp=ms)

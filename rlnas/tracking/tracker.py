@@ -12,8 +12,9 @@ and flattened params), the space (``space.json``) and tags ``rlnas.*``; per upda
 :mod:`~rlnas.tracking.results` logs (with the top-k table as the run's description) and
 the tracker's :class:`~rlnas.tracking.results.ArtifactWriter` s add (the zoo's
 :class:`~rlnas.zoo.ControllerSaver`: ``controller/``). Status FINISHED only when the search
-ended normally. Child runs are written by :mod:`~rlnas.tracking.records` (the README's
-"MLflow layout" section lists both).
+ended normally (a weight-sharing search's shared phase leaves it RUNNING for its retrained
+children: :attr:`MLflowTracker.keep_running`, :mod:`rlnas.shared_search`). Child runs are
+written by :mod:`~rlnas.tracking.records` (the README's "MLflow layout" section lists both).
 
 Each child is recorded exactly once, after the search's checkpoint holds it: events wait in
 an outbox, in order, until the store has them, written in the background while the next
@@ -104,6 +105,13 @@ class MLflowTracker:
         self.log_children = True
         """Open a child run per child; False in shared mode, where
         :class:`rlnas.tracking.shared_log.SharedRunLog` records a table instead."""
+        self.results_prefix = ""
+        """Folder of the end-of-search tables and name of its ``<prefix>/*`` metrics (''
+        means the run's root and ``search/*``); a weight-sharing search's shared phase logs
+        under ``shared`` (:mod:`rlnas.shared_search`)."""
+        self.keep_running = False
+        """Leave the parent run RUNNING when the search ends normally (``status`` is then
+        RUNNING): a weight-sharing search retrains its best children into it next."""
         self.resumed = False
         self.outbox = Outbox(patience)  # what the store does not have yet, in order
         self._children: ChildRuns | None = None  # the child runs, once the parent exists
@@ -252,7 +260,10 @@ class MLflowTracker:
                 self.outbox.put("trial", trial)
         self._writer.stop()
         self.outbox.put("results", result, time.time())
-        self.outbox.put("end", _STATUS.get(result.stopped, "KILLED"))
+        status = _STATUS.get(result.stopped, "KILLED")
+        hold = status == "FINISHED" and self.keep_running
+        if not hold:
+            self.outbox.put("end", status)
         backoff = self.outbox.backoff
         until = time.monotonic() + max(0.0, backoff.patience - backoff.down_for)
         try:
@@ -263,6 +274,8 @@ class MLflowTracker:
         if self.outbox:  # the store is gone: the parent run waits for `rlnas resume`
             self._open = False
             raise TrackingError(self._gone())
+        if hold:
+            self.status = "RUNNING"
 
     def search_crashed(self, search: Search, error: BaseException) -> None:
         """The search raised (not a stop it handles): finish the writes in hand, so that
@@ -295,6 +308,7 @@ class MLflowTracker:
                 experiment_id=self.experiment_id or "0",
                 writers=self.artifacts,
                 timestamp=stamp,
+                prefix=self.results_prefix,
             )
         else:
             self._end(event[1])
@@ -320,8 +334,10 @@ class MLflowTracker:
         self._label(search)
         logged = run.data.params
         describe_run(self.client, self.run_id, search, self._logged_config(), logged=logged)
-        runs = history.child_runs(self.client, self.experiment_id, self.run_id)
-        found = history.reconcile(self.client, runs, search.trials)
+        found = history.Reconciled()  # shared mode: the search's children have no runs
+        if self.log_children:
+            runs = history.child_runs(self.client, self.experiment_id, self.run_id)
+            found = history.reconcile(self.client, runs, search.trials)
         self._children.logged.update(found.logged)
         self._children.partial.update(found.partial)
         done = [t for t in search.trials if t.number in found.logged]
@@ -351,6 +367,14 @@ class MLflowTracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+
+    def end(self, status: str = "FINISHED", *, by: MLflowTracker | None = None) -> None:
+        """End the parent run :attr:`keep_running` left RUNNING with ``status``; given ``by``,
+        another tracker of the same run that ended it, take its status instead."""
+        if by is not None:
+            self.status, self._open = by.status, False
+        elif self._open:
+            self._end(status)
 
     def abort(self, status: str = "FAILED") -> None:
         """End the parent run with ``status`` if it is still open (the search crashed)."""
