@@ -147,14 +147,16 @@ class UserSpace(Space):
             )
 
     def check_model(self, model: Any) -> None:
-        """Raise ValueError unless ``model`` is a Keras model with one output per class."""
+        """Raise ValueError unless ``model`` is a Keras model with one output per class (or,
+        for a regression, per target)."""
         if not _is_keras_model(model):
             raise ValueError(f"build returned {type(model).__name__}, not a keras.Model")
         shape = tuple(model.outputs[0].shape) if getattr(model, "outputs", None) else ()
-        if shape[-1:] != (self.spec.num_classes,):
+        if shape[-1:] != (self.spec.outputs,):
+            unit = "class" if self.spec.task == "classification" else "target"
             raise ValueError(
                 f"the model's output has shape {shape}; expected (None, "
-                f"{self.spec.num_classes}): one unit per class of the task"
+                f"{self.spec.outputs}): one unit per {unit} of the task"
             )
 
 
