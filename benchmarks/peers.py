@@ -273,6 +273,7 @@ def compare(task: Task, args: argparse.Namespace) -> None:
                 f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            print(f"    winner: {found['decisions']}", flush=True)
     print(
         f"\n{task.title}: {task.config}, {task.epochs} epochs per child, {task.budget:.0f} s "
         f"per tool, retrain {task.retrain_epochs} epochs, seeds {args.seeds}, "
