@@ -2,6 +2,7 @@
 
     python benchmarks/peers.py                                   # the full comparison
     python benchmarks/peers.py --train-subset 2000 --epochs 2 --budget 200 --seeds 0
+    python benchmarks/peers.py --tasks table --table-budget 50          # the regression table
 
 The space is rlnas's `layers` space of ``--config`` (the README's Fashion-MNIST config by
 default), written for KerasTuner by running that space's own ``declare`` with a decider that
@@ -28,11 +29,18 @@ trained for a few dozen steps does not validate near chance). Every winner is th
 with one schedule (``--retrain-epochs`` on training + validation data, its own batch size
 and optimizer, seed fixed, batch-norm statistics re-estimated) and tested once on the test
 split, so that neither tool's scoring (best epoch against last) decides the comparison.
-Printed per tool: best validation score, retrained test accuracy, trials completed and
+Printed per tool: best validation score, retrained test score, trials completed and
 search seconds, per seed and as the mean over seeds.
 
-The regression table of issue 19 runs when rlnas has a regression task (``table``); until
-then that part says so and is skipped.
+The regression table (``--tasks table``) is scikit-learn's ``load_diabetes`` written to a CSV
+file and read by rlnas's ``table`` task with ``--table-config`` (``configs/diabetes_csv.yaml``:
+a small `layers` space of dense layers): every tool searches on the validation mean absolute
+error (rlnas's reward ``-val_mae``; KerasTuner's objective ``val_mae``, direction ``min``),
+and each winner is retrained ``--table-retrain-epochs`` epochs on training + validation rows
+and tested once: mean absolute error, root mean squared error and R2 on the test rows.
+
+Within a seed the tools run one after the other, their order rotated by the seed, so that a
+drift in the machine's load does not always fall on the same tool.
 """
 
 from __future__ import annotations
@@ -43,11 +51,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TOOLS = ("rlnas", "kt-random", "kt-hyperband", "kt-bayesian", "kt-reinforce")
+TASKS = ("fashion", "table")
 
 
 class HpDecider:
@@ -73,7 +83,22 @@ def blueprint_of(space, values: Mapping[str, Any]):
     return space.sample(lambda decision, allowed: decision.index_of(values[decision.name]))[1]
 
 
-def hypermodel(space, spec):
+@dataclass(frozen=True)
+class Task:
+    """One comparison: a config, the overrides every tool shares, and how it is scored."""
+
+    title: str
+    config: str
+    overrides: tuple[str, ...]
+    metric: str
+    """The validation metric every tool searches on, without ``val_`` (``accuracy``, ``mae``)."""
+    maximise: bool
+    epochs: int
+    budget: float
+    retrain_epochs: int
+
+
+def hypermodel(space, spec, metric: str):
     """The `layers` space as a KerasTuner hypermodel (built by rlnas's own builder)."""
     import keras_tuner
 
@@ -83,7 +108,8 @@ def hypermodel(space, spec):
     class LayersHyperModel(keras_tuner.HyperModel):
         def build(self, hp):
             blueprint = space.declare(HpDecider(hp))
-            return compile_model(build_model(blueprint, spec), blueprint.training)
+            model = build_model(blueprint, spec)
+            return compile_model(model, blueprint.training, spec=spec, metric=metric)
 
         def fit(self, hp, model, *args, **kwargs):
             batch = space.declare(HpDecider(hp)).training.batch_size
@@ -92,14 +118,14 @@ def hypermodel(space, spec):
     return LayersHyperModel()
 
 
-def run_rlnas(cfg, space, budget: float) -> dict[str, Any]:
+def run_rlnas(cfg, space, task: Task) -> dict[str, Any]:
     from rlnas import factory
     from rlnas.search import Budget, Search
 
     search = Search(
         factory.make_strategy(cfg, space),
         factory.make_executor(cfg),
-        Budget(wall_seconds=budget),
+        Budget(wall_seconds=task.budget),
         seed=cfg.seed,
     )
     result = search.run()
@@ -107,17 +133,18 @@ def run_rlnas(cfg, space, budget: float) -> dict[str, Any]:
     best = result.best
     return {
         "decisions": dict(best.architecture) if best else None,
-        "val": best.reward if best else None,
+        # the reward of a metric to minimise is its negative
+        "val": best.metrics[f"val_{task.metric}"] if best else None,
         "trials": len(done),
     }
 
 
-def run_keras_tuner(tool: str, space, data, cfg, budget: float, workdir: str) -> dict[str, Any]:
+def run_keras_tuner(tool: str, space, data, cfg, task: Task, workdir: str) -> dict[str, Any]:
     import keras_tuner
 
     from rlnas.keras_tuner import ReinforceOracle
 
-    deadline = time.time() + budget
+    deadline = time.time() + task.budget
     kinds: dict[str, Callable[..., Any]] = {
         "kt-random": keras_tuner.RandomSearch,
         "kt-hyperband": keras_tuner.Hyperband,
@@ -131,26 +158,27 @@ def run_keras_tuner(tool: str, space, data, cfg, budget: float, workdir: str) ->
             if time.time() >= deadline:
                 self.oracle.max_trials = len(self.oracle.trials)
 
-    common = {"hypermodel": hypermodel(space, data.spec), "directory": workdir}
+    objective = keras_tuner.Objective(f"val_{task.metric}", "max" if task.maximise else "min")
+    common = {"hypermodel": hypermodel(space, data.spec, task.metric), "directory": workdir}
     common.update(project_name=tool, overwrite=True)
     if tool == "kt-reinforce":
-        oracle = ReinforceOracle(objective="val_accuracy", max_trials=10**6, seed=cfg.seed + 1)
+        oracle = ReinforceOracle(objective=objective, max_trials=10**6, seed=cfg.seed + 1)
         tuner = Timed(oracle=oracle, **common)
     elif tool == "kt-hyperband":
         tuner = Timed(
-            objective="val_accuracy",
-            max_epochs=cfg.child.epochs,
+            objective=objective,
+            max_epochs=task.epochs,
             seed=cfg.seed + 1,
             hyperband_iterations=10**6,
             **common,
         )
     else:
-        tuner = Timed(objective="val_accuracy", max_trials=10**6, seed=cfg.seed + 1, **common)
+        tuner = Timed(objective=objective, max_trials=10**6, seed=cfg.seed + 1, **common)
     tuner.search(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
-        epochs=cfg.child.epochs,
+        epochs=task.epochs,
         verbose=0,
     )
     trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
@@ -163,7 +191,7 @@ def run_keras_tuner(tool: str, space, data, cfg, budget: float, workdir: str) ->
     }
 
 
-def retrain(space, data, decisions: Mapping[str, Any], epochs: int, seed: int) -> float:
+def retrain(space, data, decisions: Mapping[str, Any], task: Task, seed: int) -> dict[str, float]:
     """Train the winner afresh on training + validation data, test it once."""
     import keras
     import numpy as np
@@ -174,35 +202,44 @@ def retrain(space, data, decisions: Mapping[str, Any], epochs: int, seed: int) -
 
     keras.utils.set_random_seed(seed)
     blueprint = blueprint_of(space, decisions)
-    model = compile_model(build_model(blueprint, data.spec), blueprint.training)
+    model = build_model(blueprint, data.spec)
+    compile_model(model, blueprint.training, spec=data.spec, metric=task.metric)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
-    model.fit(x, y, epochs=epochs, batch_size=blueprint.training.batch_size, verbose=0)
+    model.fit(x, y, epochs=task.retrain_epochs, batch_size=blueprint.training.batch_size, verbose=0)
     recalibrate_batch_norm(model, x)
-    return float(model.evaluate(data.x_test, data.y_test, verbose=0)[1])
+    if data.spec.task == "classification":
+        return {"accuracy": float(model.evaluate(data.x_test, data.y_test, verbose=0)[1])}
+    truth = np.asarray(data.y_test, dtype=np.float64).reshape(len(data.y_test), -1)
+    error = model.predict(data.x_test, verbose=0).astype(np.float64) - truth
+    spread = np.sum(np.square(truth - truth.mean(axis=0)))
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(np.square(error)))),
+        "r2": float(1.0 - np.sum(np.square(error)) / spread),
+    }
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def classification(args: argparse.Namespace) -> None:
+def mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.mean(kept) if kept else None
+
+
+def compare(task: Task, args: argparse.Namespace) -> None:
+    """Every tool on ``task`` for each seed, then the per-seed and mean tables."""
     import keras
 
     from rlnas import factory
     from rlnas.config import load_config
 
     rows: dict[str, list[dict[str, Any]]] = {tool: [] for tool in args.tools}
+    print(f"\n## {task.title}", flush=True)
     for seed in args.seeds:
-        overrides = [
-            f"seed={seed}",
-            f"child.epochs={args.epochs}",
-            "child.target_mmacs=null",
-            "executor.kind=inline",
-        ]
-        if args.train_subset:
-            overrides.append(f"task.train_subset={args.train_subset}")
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(task.config, [f"seed={seed}", *task.overrides])
         data = factory.load_task_data(cfg)
         space = factory.make_space(cfg)
         print(
@@ -210,74 +247,121 @@ def classification(args: argparse.Namespace) -> None:
             f"test {len(data.x_test)}; {len(space.signature)} decisions",
             flush=True,
         )
-        for tool in args.tools:
+        # the order rotates with the seed, so that no tool always runs first (or last) while
+        # the machine's load drifts
+        shift = seed % len(args.tools)
+        for tool in args.tools[shift:] + args.tools[:shift]:
             keras.utils.set_random_seed(seed)
             start = time.time()
             with tempfile.TemporaryDirectory() as tmp:
                 if tool == "rlnas":
-                    found = run_rlnas(cfg, space, args.budget)
+                    found = run_rlnas(cfg, space, task)
                 else:
-                    found = run_keras_tuner(tool, space, data, cfg, args.budget, tmp)
+                    found = run_keras_tuner(tool, space, data, cfg, task, tmp)
             found["seconds"] = time.time() - start
             found["test"] = (
-                retrain(space, data, found["decisions"], args.retrain_epochs, seed)
+                retrain(space, data, found["decisions"], task, seed)
                 if found["decisions"] is not None
-                else None
+                else {}
             )
+            found["seed"] = seed
             rows[tool].append(found)
+            tests = "  ".join(f"test {k} {v:.4f}" for k, v in found["test"].items())
             print(
-                f"  {tool:13s} best val {fmt(found['val'])}  retrained test "
-                f"{fmt(found['test'])}  trials {found['trials']:3d}  search "
-                f"{found['seconds']:.0f} s  load {os.getloadavg()[0]:.1f}",
+                f"  {tool:13s} best val_{task.metric} {fmt(found['val'])}  retrained {tests}  "
+                f"trials {found['trials']:3d}  search {found['seconds']:.0f} s  "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            print(f"    winner: {found['decisions']}", flush=True)
     print(
-        f"\n{args.config}: {args.epochs} epochs per child, {args.budget:.0f} s per tool, "
-        f"retrain {args.retrain_epochs} epochs, seeds {args.seeds}"
+        f"\n{task.title}: {task.config}, {task.epochs} epochs per child, {task.budget:.0f} s "
+        f"per tool, retrain {task.retrain_epochs} epochs, seeds {args.seeds}, "
+        f"load {os.getloadavg()[0]:.2f}"
     )
-    print("| tool | best val (mean) | retrained test (mean) | trials (mean) |")
-    print("| --- | ---: | ---: | ---: |")
+    names = sorted({k for found in rows.values() for f in found for k in f["test"]})
+    print(f"| tool | seed | best val_{task.metric} | " + " | ".join(f"test {n}" for n in names)
+          + " | trials | search s |")  # fmt: skip
+    print("| --- | ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: |")
     for tool, found in rows.items():
-        val = [f["val"] for f in found if f["val"] is not None]
-        test = [f["test"] for f in found if f["test"] is not None]
-        trials = [f["trials"] for f in found]
-        print(
-            f"| {tool} | {fmt(statistics.mean(val) if val else None)} | "
-            f"{fmt(statistics.mean(test) if test else None)} | "
-            f"{statistics.mean(trials):.1f} |"
-        )
+        for f in [*found, None]:
+            if f is None:  # the mean over seeds
+                f = {
+                    "seed": "mean",
+                    "val": mean([g["val"] for g in found]),
+                    "test": {n: mean([g["test"].get(n) for g in found]) for n in names},
+                    "trials": mean([g["trials"] for g in found]),
+                    "seconds": mean([g["seconds"] for g in found]),
+                }
+            tests = " | ".join(fmt(f["test"].get(n)) for n in names)
+            print(
+                f"| {tool} | {f['seed']} | {fmt(f['val'])} | {tests} | {f['trials']:.1f} | "
+                f"{f['seconds']:.0f} |"
+            )
 
 
-def regression(args: argparse.Namespace) -> None:
-    from rlnas.task_readers import READERS
+def write_diabetes(folder: str) -> str:
+    """scikit-learn's diabetes table (442 rows, 10 features, ``target``) as a CSV file."""
+    from sklearn.datasets import load_diabetes
 
-    if "table" not in READERS:
-        print(
-            "\nregression table: skipped: rlnas has no regression / CSV task yet "
-            "(issue 19, item 3); rerun this script once `task: {name: table}` exists."
-        )
-        return
-    print("\nregression table: the `table` task exists; its comparison is not written yet.")
+    path = os.path.join(folder, "diabetes.csv")
+    load_diabetes(as_frame=True).frame.to_csv(path, index=False)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["fashion", "table"], choices=TASKS)
     parser.add_argument("--config", default="configs/fashion_mnist.yaml")
     parser.add_argument(
         "--train-subset",
         type=int,
         default=None,
-        help="training images per child (default: the config's)",
+        help="Fashion-MNIST: training images per child (default: the config's)",
     )
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per child")
+    parser.add_argument("--epochs", type=int, default=2, help="Fashion-MNIST: epochs per child")
     parser.add_argument("--budget", type=float, default=720.0, help="search seconds per tool")
     parser.add_argument("--retrain-epochs", type=int, default=10)
+    parser.add_argument("--table-config", default="configs/diabetes_csv.yaml")
+    parser.add_argument("--table-epochs", type=int, default=15, help="table: epochs per child")
+    parser.add_argument("--table-budget", type=float, default=60.0)
+    parser.add_argument("--table-retrain-epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     args = parser.parse_args()
-    print(f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
-    classification(args)
-    regression(args)
+    print(f"load {os.getloadavg()} on {os.cpu_count()} cores", flush=True)
+    shared = ("child.target_mmacs=null", "executor.kind=inline")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.tasks:
+            if name == "fashion":
+                subset = (f"task.train_subset={args.train_subset}",) if args.train_subset else ()
+                task = Task(
+                    "Fashion-MNIST (validation accuracy, test accuracy)",
+                    args.config,
+                    (f"child.epochs={args.epochs}", "child.metric=val_accuracy", *shared) + subset,
+                    "accuracy",
+                    True,
+                    args.epochs,
+                    args.budget,
+                    args.retrain_epochs,
+                )
+            else:
+                task = Task(
+                    "diabetes table (validation MAE, test MAE / RMSE / R2)",
+                    args.table_config,
+                    (
+                        f"task.path={write_diabetes(tmp)}",
+                        f"child.epochs={args.table_epochs}",
+                        "child.metric=val_mae",
+                        *shared,
+                    ),
+                    "mae",
+                    False,
+                    args.table_epochs,
+                    args.table_budget,
+                    args.table_retrain_epochs,
+                )
+            compare(task, args)
 
 
 if __name__ == "__main__":

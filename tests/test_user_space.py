@@ -124,6 +124,24 @@ def test_sampling_stops_after_the_last_decision_and_the_child_builds_in_full():
     assert model.layers[-2].units == sample.architecture["units"]
 
 
+def test_a_regression_model_is_checked_against_its_targets_not_its_classes():
+    import keras
+
+    from rlnas.spaces.user import UserSpace
+
+    spec = TaskSpec((10,), "flat", 0, task="regression", target_mean=(150.0,), target_std=(77.0,))
+    space = UserSpace(lambda d, spec: None, spec)
+
+    def model(units):
+        inputs = keras.Input(spec.input_shape)
+        return keras.Model(inputs, keras.layers.Dense(units)(inputs))
+
+    space.check_model(model(1))  # one linear output for the one target
+    with pytest.raises(ValueError) as e:
+        space.check_model(model(2))
+    assert "expected (None, 1): one unit per regression target" in str(e.value)
+
+
 # -- end to end through the CLI -----------------------------------------------------------
 CONFIG = """\
 seed: 0
