@@ -18,12 +18,14 @@ equals the super-network restricted to it, with the kernels' rows of its own cha
 ``2F`` channels that must keep their width (identity and pooling) project them to ``F`` by
 a ReLU-1x1 conv-BN, as the standalone child does; a Reduction cell applies stride 2 to the
 cell inputs and stride 1 to its blocks. Each side computes one of a flat list of branches
-(operation, stride, projection: :attr:`NasnetSuperNet.branches`): nested conditionals
-multiply the functions TensorFlow traces and optimises.
+(operation, stride, projection: :attr:`NasnetSuperNet.branches`).
 
-The architecture enters as tensors (:class:`NasnetPath`: inputs, branches, combiners and
-the output mask of both cells) and ``tf.switch_case`` runs the chosen input
-and operation only, so a new child never traces a new graph::
+The steps run eagerly (``compiled=False`` of :class:`~rlnas.keras_build.supernet.SharedSteps`):
+a child's path (:class:`NasnetPath`: inputs, branches, combiners and output mask of both
+cells, as arrays) picks its inputs and operations in Python, only they are computed, and a
+step updates only their weights. Nothing is traced, so a new child costs what a seen one
+does (a traced training step with a ``tf.switch_case`` per side, as the `layers`
+super-network has, took minutes to trace for a 3-block, 5-cell network on two cores)::
 
     net = NasnetSuperNet(space.cfg, spec)
     path = net.path(space.blueprint(architecture))
