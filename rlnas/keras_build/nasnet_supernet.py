@@ -83,7 +83,7 @@ class _Cell(NamedTuple):
 
 
 class NasnetSuperNet(SharedSteps):
-    """The shared weights of every child of a `nasnet` space, with retrace-free steps."""
+    """The shared weights of every child of a `nasnet` space, with eager steps."""
 
     path_type = NasnetPath
 
@@ -102,16 +102,7 @@ class NasnetSuperNet(SharedSteps):
         """Each cell kind's list of side computations; a path indexes it."""
         self._seed = 0
         self._build_weights()
-        b = self.blocks
-        self._make_steps(
-            [
-                tf.TensorSpec((2, b, 2), tf.int32),
-                tf.TensorSpec((2, b, 2), tf.int32),
-                tf.TensorSpec((2, b), tf.float32),
-                tf.TensorSpec((2, b), tf.float32),
-            ],
-            compiled=False,
-        )
+        self._make_steps([], compiled=False)  # eager: no signature to trace
 
     # -- layout and weights ----------------------------------------------------------------
     def _layout(self) -> list[_Cell]:
@@ -243,7 +234,7 @@ class NasnetSuperNet(SharedSteps):
 
     # -- the forward pass ------------------------------------------------------------------
     def forward(self, x, path: NasnetPath):
-        """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
+        """Logits of the child ``path`` on inputs ``x`` (the eager steps call this)."""
         x = tf.nn.conv2d(x, self.stem["kernel"], 1, "SAME")
         outs = {-1: _batch_norm(x, self.stem)}
         for c, cell in enumerate(self.cells):
