@@ -65,7 +65,7 @@ def _write(tmp_path: Path, store: str, **changes) -> str:
     "override, field",
     [
         ("executor.kind=process", "executor.kind"),
-        ("space=nasnet", "space"),
+        ("space=nb201", "space"),
         ("layers.strides=[1,2]", "layers.strides"),
         ("layers.merges=[add,concat]", "layers.merges"),
         ("layers.optimizers=[adam,sgd]", "layers.optimizers"),

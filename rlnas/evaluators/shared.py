@@ -1,6 +1,7 @@
 """Reward children with shared weights (ENAS, Pham et al. 2018), behind the Evaluator protocol.
 
-:class:`SharedEvaluator` holds one :class:`~rlnas.keras_build.supernet.SuperNet`. Evaluating a
+:class:`SharedEvaluator` holds one :class:`~rlnas.keras_build.supernet.SuperNet` (or a
+:class:`~rlnas.keras_build.nasnet_supernet.NasnetSuperNet` for the `nasnet` space). Evaluating a
 child trains the shared weights for ``shared.train_steps`` mini-batches on the child's path,
 then rewards it with its accuracy on ``shared.eval_batches`` validation mini-batches. The
 search asks children from the strategy's current policy, so the shared weights train on
@@ -61,14 +62,18 @@ class _Stream:
 
 
 class SharedEvaluator:
-    """Evaluates architectures of a `layers` space as paths through one super-network."""
+    """Evaluates architectures of a `layers` or `nasnet` space as paths through one
+    super-network."""
 
     def __init__(self, space: Space, data: TaskData, shared: SharedConfig, *, seed: int = 0):
-        from rlnas.keras_build.supernet import SuperNet  # TensorFlow loads with the evaluator
+        # TensorFlow loads with the evaluator
+        from rlnas.keras_build.nasnet_supernet import NasnetSuperNet
+        from rlnas.keras_build.supernet import SuperNet
 
         self.space, self.data, self.shared = space, data, shared
         self.seed = seed
-        self.net = SuperNet(space.cfg, data.spec, shared)  # type: ignore[attr-defined]
+        net = NasnetSuperNet if space.name == "nasnet" else SuperNet
+        self.net = net(space.cfg, data.spec, shared)  # type: ignore[attr-defined]
         x_train = data.x_train.astype(np.float32)
         self.train = _Stream(x_train, data.y_train, shared.batch_size, seed)
         self.val = _Stream(data.x_val.astype(np.float32), data.y_val, shared.batch_size, seed + 1)

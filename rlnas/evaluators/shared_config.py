@@ -1,9 +1,10 @@
 """The ``shared`` config section: weight sharing (ENAS, Pham et al. 2018). No TensorFlow here.
 
 With ``shared.enabled: true`` every child is a path through one super-network
-(:mod:`rlnas.keras_build.supernet`) whose weights all children share. Evaluating a child
-trains the shared weights for ``train_steps`` mini-batches on that child's path, then rewards
-it with its accuracy on ``eval_batches`` validation mini-batches
+(:mod:`rlnas.keras_build.supernet` for the `layers` space,
+:mod:`rlnas.keras_build.nasnet_supernet` for `nasnet`) whose weights all children share.
+Evaluating a child trains the shared weights for ``train_steps`` mini-batches on that
+child's path, then rewards it with its accuracy on ``eval_batches`` validation mini-batches
 (:class:`rlnas.evaluators.shared.SharedEvaluator`). The strategy asks children from its
 current policy, so the shared weights train on samples of the current policy, as in ENAS.
 
@@ -34,7 +35,7 @@ from rlnas.errors import FieldError, require, require_one_of
 
 SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules of the shared weights."""
-SPACES = ("layers",)
+SPACES = ("layers", "nasnet")
 """Spaces the super-network supports."""
 TRAINING_LISTS = (
     "learning_rates",
@@ -142,19 +143,27 @@ def check_shared(config: Any) -> None:
             config.executor.kind,
             "inline with shared.enabled (the shared weights live in one process)",
         )
-    check_layers(config.layers)
+    if space == "nasnet":
+        check_training(config.nasnet, "nasnet")
+    else:
+        check_layers(config.layers)
+
+
+def check_training(choices: Any, section: str) -> None:
+    """One value per ``train/*`` decision (``choices``: the ``section`` space's config)."""
+    for name in TRAINING_LISTS:
+        values = list(getattr(choices, name))
+        require(
+            len(values) == 1,
+            f"{section}.{name}",
+            values,
+            "one value with shared.enabled (train/* decisions cannot share weights)",
+        )
 
 
 def check_layers(layers: Any) -> None:
     """The `layers` choices one super-network can hold (``layers`` is a LayersConfig)."""
-    for name in TRAINING_LISTS:
-        values = list(getattr(layers, name))
-        require(
-            len(values) == 1,
-            f"layers.{name}",
-            values,
-            "one value with shared.enabled (train/* decisions cannot share weights)",
-        )
+    check_training(layers, "layers")
     require(
         list(layers.strides) == [1],
         "layers.strides",

@@ -53,18 +53,100 @@ class Path(NamedTuple):
     project: np.ndarray  # float32 [L, L]: the skip needs a 1x1 projection (widths differ)
 
 
-class SuperNet(keras.layers.Layer):
+class SharedSteps(keras.layers.Layer):
+    """What every super-network shares: its SGD optimizer and the traced ``train_step``,
+    ``eval_step`` and ``logits`` functions of inputs and a path (a tuple of tensors).
+
+    A subclass creates its weights, then calls :meth:`_make_steps` with the specs of its
+    path tensors, and defines ``forward(x, path)`` (logits) and ``path(blueprint)``.
+
+    ``compiled=False`` runs the steps eagerly instead: the forward pass then computes the
+    path's operations only, chosen in Python, and a step updates only the weights the path
+    used (their L2 decay is added to their gradients). Nothing is traced, so a new path costs
+    what any other does.
+    """
+
+    path_type: type = tuple
+    """The NamedTuple a subclass's ``forward`` receives its path tensors as."""
+
+    def __init__(self, spec: TaskSpec, shared: SharedConfig | None, name: str) -> None:
+        super().__init__(name=name)
+        self.spec = spec
+        self.shared = shared or SharedConfig(enabled=True)
+        self.traces = {"train": 0, "eval": 0}
+        """How often each step function was traced (1 each, however many children)."""
+
+    def forward(self, x, path):
+        raise NotImplementedError
+
+    def _make_steps(self, path_specs: list[tf.TensorSpec], compiled: bool = True) -> None:
+        """Build the optimizer and the step functions taking ``x, y, *path``: traced once
+        each, or eager (``compiled=False``)."""
+        self.compiled = compiled
+        self.optimizer = keras.optimizers.SGD(
+            self.shared.learning_rate, momentum=self.shared.momentum, nesterov=True
+        )
+        self.optimizer.build(self.trainable_variables)
+        if not compiled:
+            self.train_step, self.eval_step, self.logits = self._train, self._eval, self._logits
+            return
+        x_spec = tf.TensorSpec((None,) + tuple(self.spec.input_shape), tf.float32)
+        signature = [x_spec, tf.TensorSpec((None,), tf.int32), *path_specs]
+        self.train_step = tf.function(self._train, input_signature=signature)
+        self.eval_step = tf.function(self._eval, input_signature=signature)
+        self.logits = tf.function(self._logits, input_signature=[x_spec, *path_specs])
+
+    def _train(self, x, y, *path):
+        if not tf.executing_eagerly():
+            self.traces["train"] += 1  # runs once per tracing, never per call
+        variables = self.trainable_variables
+        decay = self.shared.weight_decay / 2
+        with tf.GradientTape() as tape:
+            logits = self.forward(x, self.path_type(*path))
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
+            loss_total = loss
+            if decay and self.compiled:
+                kernels = [v for v in variables if _decays(v)]
+                loss_total = loss + decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in kernels])
+        grads = tape.gradient(loss_total, variables)
+        if self.compiled:
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        else:  # the path's weights only, decayed here
+            used = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            variables = [v for _, v in used]
+            grads = [g + 2 * decay * v if _decays(v) else g for g, v in used]
+        grads, _ = tf.clip_by_global_norm(grads, self.shared.grad_clip)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
+        return loss, tf.reduce_mean(hits)
+
+    def _eval(self, x, y, *path):
+        if not tf.executing_eagerly():
+            self.traces["eval"] += 1
+        logits = self.forward(x, self.path_type(*path))
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
+        return tf.reduce_sum(hits), tf.reduce_sum(losses)
+
+    def _logits(self, x, *path):
+        return self.forward(x, self.path_type(*path))
+
+
+class SuperNet(SharedSteps):
     """The shared weights of every child of a `layers` space, with retrace-free steps."""
+
+    path_type = Path
 
     def __init__(
         self, cfg: LayersConfig, spec: TaskSpec, shared: SharedConfig | None = None
     ) -> None:
-        super().__init__(name="supernet")
+        super().__init__(spec, shared, "supernet")
         check_layers(cfg)
         if spec.input_kind not in ("image", "sequence"):
             raise ValueError(f"the super-network needs image or sequence inputs, not {spec}")
-        self.cfg, self.spec = cfg, spec
-        self.shared = shared or SharedConfig(enabled=True)
+        self.cfg = cfg
         self.rank = 2 if spec.input_kind == "image" else 1
         self.channels = max(max(cfg.filters), spec.input_shape[-1])
         self.layers_n = cfg.num_layers
@@ -74,14 +156,17 @@ class SuperNet(keras.layers.Layer):
             for k in ((0,) if op == "identity" else cfg.kernel_sizes)
         ]
         self.sizes = self._sizes()
-        self.traces = {"train": 0, "eval": 0}
-        """How often each step function was traced (1 each, however many children)."""
         self._build_weights()
-        self.optimizer = keras.optimizers.SGD(
-            self.shared.learning_rate, momentum=self.shared.momentum, nesterov=True
+        n, c = self.layers_n, self.channels
+        self._make_steps(
+            [
+                tf.TensorSpec((n,), tf.int32),
+                tf.TensorSpec((n,), tf.int32),
+                tf.TensorSpec((n, c), tf.float32),
+                tf.TensorSpec((n, n), tf.float32),
+                tf.TensorSpec((n, n), tf.float32),
+            ]
         )
-        self.optimizer.build(self.trainable_variables)
-        self._make_steps()
 
     # -- weights ---------------------------------------------------------------------------
     def _build_weights(self) -> None:
@@ -148,7 +233,7 @@ class SuperNet(keras.layers.Layer):
         return Path(branch, act, width, skip, project)
 
     # -- the forward pass ------------------------------------------------------------------
-    def forward(self, x, path: Path, training: bool = True):
+    def forward(self, x, path: Path):
         """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
         branch, act, width, skip, project = path
         pad = self.channels - self.spec.input_shape[-1]
@@ -220,54 +305,6 @@ class SuperNet(keras.layers.Layer):
         x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])
         return x[(slice(None),) + tuple(slice(0, t) for t in target)]
 
-    # -- the traced steps ------------------------------------------------------------------
-    def _make_steps(self) -> None:
-        shape = (None,) + tuple(self.spec.input_shape)
-        n, c = self.layers_n, self.channels
-        signature = [
-            tf.TensorSpec(shape, tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((n,), tf.int32),
-            tf.TensorSpec((n,), tf.int32),
-            tf.TensorSpec((n, c), tf.float32),
-            tf.TensorSpec((n, n), tf.float32),
-            tf.TensorSpec((n, n), tf.float32),
-        ]
-        self.train_step = tf.function(self._train, input_signature=signature)
-        self.eval_step = tf.function(self._eval, input_signature=signature)
-        self.logits = tf.function(self._logits, input_signature=[signature[0]] + signature[2:])
-
-    def _train(self, x, y, *path):
-        self.traces["train"] += 1  # Python: runs once per tracing, never per call
-        variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = self.forward(x, Path(*path))
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            )
-            decay = self.shared.weight_decay / 2
-            if decay:
-                kernels = [v for v in variables if "gamma" not in v.path and "beta" not in v.path]
-                loss_total = loss + decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in kernels])
-            else:
-                loss_total = loss
-        grads = tape.gradient(loss_total, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-        grads, _ = tf.clip_by_global_norm(grads, self.shared.grad_clip)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
-        return loss, tf.reduce_mean(hits)
-
-    def _eval(self, x, y, *path):
-        self.traces["eval"] += 1
-        logits = self.forward(x, Path(*path))
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
-        return tf.reduce_sum(hits), tf.reduce_sum(losses)
-
-    def _logits(self, x, *path):
-        return self.forward(x, Path(*path))
-
     # -- a standalone child's weights ------------------------------------------------------
     def child_weights(self, blueprint: LayersBlueprint) -> dict[str, list[np.ndarray]]:
         """The weights of ``blueprint``'s layers, by the layer names of
@@ -296,6 +333,11 @@ class SuperNet(keras.layers.Layer):
             w_in = w_out
         out["classifier"] = [np.asarray(self.head)[:w_in], np.asarray(self.head_bias)]
         return out
+
+
+def _decays(variable) -> bool:
+    """Whether the L2 penalty applies: kernels, not batch normalisation's scale and shift."""
+    return "gamma" not in variable.path and "beta" not in variable.path
 
 
 def _pointwise(x, kernel):
