@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlnas.space import Space
-from rlnas.strategies.reinforce import LSTMPolicy
+from rlnas.strategies.policy import LSTMPolicy
 
 
 def space_differences(saved: Mapping[str, Any], space: Space) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
+from rlnas import zoo_transfer
 from rlnas.rules import OneOf, Range, check_fields
 from rlnas.space import Decision, Sample, Space
 from rlnas.strategies.adam import Adam
@@ -201,8 +202,6 @@ class ReinforceController(Strategy):
         spread, recent rewards, update count). New decisions and choices keep their fresh
         initialisation; the optimizer's moments, the elite and the proposals seen do not
         carry over."""
-        from rlnas import zoo_transfer  # lazy: it imports this module
-
         transfer = zoo_transfer.plan_transfer(previous.space.describe(), self.space)
         if transfer is not None and transfer.shared:
             zoo_transfer.copy_shared(previous.policy, self.policy, transfer)
