@@ -20,8 +20,11 @@ What repeats exactly (the inline executor: everything; parallel ones: see the RE
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +37,7 @@ from rlnas.errors import ChildFailure, ConfigError, SearchAborted
 from rlnas.executors import Executor, Job
 from rlnas.objectives import Objective, Scalarizer
 from rlnas.search_result import SearchResult
-from rlnas.strategies.base import SpaceExhausted, Strategy
+from rlnas.strategies.base import SpaceExhausted, Strategy, Update
 from rlnas.trial import Outcome, Trial, TrialState
 
 log = logging.getLogger("rlnas.search")
@@ -175,7 +178,10 @@ class Search:
                 aborted: SearchAborted | None = None
                 for number, result in self.executor.wait():
                     try:  # finish the whole batch: these children are done, keep them
-                        self._finish(self._in_flight.pop(number), result)
+                        with _held_signals():
+                            trial = self._in_flight.pop(number)
+                            update = self._finish(trial, result)
+                        self._announce(trial, update)
                     except SearchAborted as exc:
                         aborted = aborted or exc
                 if aborted is not None:
@@ -285,28 +291,30 @@ class Search:
             trial.started_at = time.time()
             self._submit(trial)
         while len(self._in_flight) < self.executor.capacity and self._room():
-            try:
-                sample = self.strategy.ask()
-            except SpaceExhausted as exc:
-                self._stop, self._message = "exhausted", str(exc)
-                return
-            number = len(self.trials)
-            trial = Trial(
-                number=number,
-                sample=sample,
-                seed=self.child_seed(number),
-                controller_step=self.strategy.step,
-            )
-            self.trials.append(trial)
-            earlier = self.cache.get(sample.architecture.hash)
-            if earlier is None:
-                self._repeats = 0
-                self._submit(trial)
-                continue
-            trial.complete(earlier.outcome())  # the same child again: train nothing
-            trial.cached_from = earlier.source
-            self._repeats += 1
-            self._after(trial)
+            with _held_signals():  # a child asked is a child kept
+                try:
+                    sample = self.strategy.ask()
+                except SpaceExhausted as exc:
+                    self._stop, self._message = "exhausted", str(exc)
+                    return
+                number = len(self.trials)
+                trial = Trial(
+                    number=number,
+                    sample=sample,
+                    seed=self.child_seed(number),
+                    controller_step=self.strategy.step,
+                )
+                self.trials.append(trial)
+                earlier = self.cache.get(sample.architecture.hash)
+                if earlier is None:
+                    self._repeats = 0
+                    self._submit(trial)
+                    continue
+                trial.complete(earlier.outcome())  # the same child again: train nothing
+                trial.cached_from = earlier.source
+                self._repeats += 1
+                update = self._settle(trial)
+            self._announce(trial, update)
             if self._repeats >= self.budget.repeats:
                 self._stop = "converged"
                 self._message = (
@@ -318,7 +326,8 @@ class Search:
         self._in_flight[trial.number] = trial
         self.executor.submit(Job(trial.number, dict(trial.architecture), trial.seed))
 
-    def _finish(self, trial: Trial, result: Outcome | ChildFailure) -> None:
+    def _finish(self, trial: Trial, result: Outcome | ChildFailure) -> Update:
+        """Settle a child the executor returned; the strategy's update, if any."""
         if isinstance(result, ChildFailure):
             trial.fail(result.reason, result.message)
             trial.texts = dict(result.texts)
@@ -331,12 +340,12 @@ class Search:
                 trial.finished_at = time.time()
                 self._stop = "budget"
                 self._save()
-                self._emit("trial_finished", trial)
-                return
+                return None
             trial.complete(result)
-        self._after(trial)
+        return self._settle(trial)
 
-    def _after(self, trial: Trial) -> None:
+    def _settle(self, trial: Trial) -> Update:
+        """Count a finished child, tell the strategy and save the state; the update."""
         self._account(trial)
         if trial.state is TrialState.COMPLETE:
             self._consecutive_failures = 0
@@ -354,6 +363,11 @@ class Search:
         if update:
             self.updates.append((time.time(), dict(update)))
         self._save()  # the state first: a crash after this never loses or repeats the child
+        return update
+
+    def _announce(self, trial: Trial, update: Update) -> None:
+        """Tell the observers about a settled child (and the update it brought); stop the
+        search after too many failures in a row."""
         self._emit("trial_finished", trial)
         if update:
             self._emit("controller_updated", update)
@@ -413,6 +427,33 @@ class Search:
                 if not crashed:
                     raise
                 log.error("%s.%s: %s", type(obs).__name__, event, exc)  # the crash counts
+
+
+@contextmanager
+def _held_signals() -> Iterator[None]:
+    """Hold Ctrl-C (and SIGTERM, which rlnas turns into Ctrl-C) until the block ends, then
+    deliver it. The loop's state changes in steps (a strategy draws a child and the trial is
+    kept; a trial finishes, the strategy learns its reward and the state is saved): a signal
+    that lands inside one would save a state no uninterrupted search ever had, and a resume
+    would go on differently. Observers and the executor's waits stay interruptible."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers run in the main thread only
+        return
+    held: list[tuple[int, Any]] = []
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):  # Python's own handlers only: SIG_DFL still ends the process
+            previous[signum] = handler
+            signal.signal(signum, lambda s, frame: held.append((s, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signum, frame = held[0]
+            previous[signum](signum, frame)
 
 
 callable_module(__name__, "search")  # rlnas.search(build, x, y): rlnas.api.search

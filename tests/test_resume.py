@@ -258,6 +258,54 @@ def test_ctrl_c_keeps_the_child_in_flight_for_the_resume(store, tmp_path):
     assert [(r.data.tags["rlnas.child"], r.info.status) for r in killed] == [("3", "KILLED")]
 
 
+class SignalledEvolution(UpdatingEvolution):
+    """Sends itself SIGINT (a real Ctrl-C) from inside its ``where`` method at the 4th call:
+    in ``ask`` once the random draws are made, in ``tell`` before the population is
+    updated."""
+
+    def __init__(self, *args, where: str, **kw):
+        super().__init__(*args, **kw)
+        self.where, self.calls = where, 0
+
+    def _maybe_signal(self, where: str) -> None:
+        if where == self.where:
+            self.calls += 1
+            if self.calls == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs at the next bytecode
+
+    def ask(self):
+        sample = super().ask()
+        self._maybe_signal("ask")
+        return sample
+
+    def tell(self, sample, reward):
+        self._maybe_signal("tell")
+        return super().tell(sample, reward)
+
+
+@pytest.mark.parametrize("where", ["ask", "tell"])
+def test_ctrl_c_inside_ask_or_tell_stops_after_it_and_resumes_exactly(store, tmp_path, where):
+    """A Ctrl-C that lands while the strategy draws a child or learns a reward waits until
+    the loop's state is whole again (the child asked is kept, the reward told is counted),
+    so the resumed search is the uninterrupted one."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("Ctrl-C is not Python's KeyboardInterrupt here")
+    _, reference = parts(store, f"ref-{where}", tmp_path / "ref")
+    reference = reference.run()
+
+    def evolution():
+        return SignalledEvolution(
+            ToySpace(), EvolutionConfig(population=3, sample_size=2), seed=5, where=where
+        )
+
+    tracker, search = parts(store, f"sig-{where}", tmp_path / "sig", strategy=evolution())
+    stopped = search.run()
+    assert stopped.stopped == "interrupted" and len(stopped.trials) < 8
+    _, result = resume(store, f"sig-{where}", tmp_path / "sig", tracker.run_id)
+    assert record(result) == record(reference)
+    check_store(mlflow.MlflowClient(store), tracker.experiment_id, tracker.run_id, result)
+
+
 def test_process_pool_reruns_children_in_flight(store, tmp_path):
     """Kill while one worker still trains: its child runs again; random search (whose asks
     do not depend on rewards) proposes the same children as an uninterrupted search."""
