@@ -33,8 +33,12 @@ OPTUNA = ("optuna-nsga2", "optuna-tpe")
 CONFIG = "configs/nb201-pixel3.yaml"  # its objectives are replaced per --devices
 
 
-def optuna_hv(kind: str, seed: int, budgets: list[int], problem: Problem) -> list[float]:
-    """Hypervolume fractions of one Optuna study after each budget of distinct look-ups."""
+def optuna_hv(
+    kind: str, seed: int, budgets: list[int], problem: Problem
+) -> tuple[list[float], int]:
+    """Hypervolume fractions of one Optuna study after each budget of distinct look-ups, and
+    how many distinct cells it looked up (fewer than the largest budget when its 3 n trials
+    ran out on repeats: a budget beyond that counts only the cells it reached)."""
     import optuna
 
     from rlnas.hw_table import load_hw_table
@@ -64,9 +68,10 @@ def optuna_hv(kind: str, seed: int, budgets: list[int], problem: Problem) -> lis
         if len(points) >= n:
             break
     array = np.array(points)
-    return [
+    hv = [
         hypervolume(array[:b], problem.reference, problem.maximize) / problem.best for b in budgets
     ]
+    return hv, len(points)
 
 
 def main() -> None:
@@ -105,11 +110,12 @@ def main() -> None:
             if name in OPTUNA:
                 rows = []
                 for seed in seeds:
-                    rows.append(optuna_hv(name, seed, budgets, problem))
+                    hv, n = optuna_hv(name, seed, budgets, problem)
+                    rows.append(hv)
                     if args.per_seed:
                         with open(args.per_seed, "a") as f:
                             line = {"device": device, "strategy": name, "seed": seed}
-                            f.write(json.dumps({**line, "hv": rows[-1]}) + "\n")
+                            f.write(json.dumps({**line, "hv": hv, "looked_up": n}) + "\n")
             else:
                 rows = run_mo_seeds(cfg, [name], budgets, seeds)[0][name]
             hv = np.array(rows)
