@@ -9,6 +9,8 @@ without counting as a look-up (at most 3 n trials for n look-ups).
 
 Run (optuna is optional: ``pip install rlnas[bench]``):
   PYTHONPATH=. python benchmarks/multi_objective.py --devices pixel3 --seeds 10
+  PYTHONPATH=. python benchmarks/multi_objective.py --strategies optuna-tpe --seeds 30 \\
+      --per-seed tpe.jsonl    # TPE takes ~40 s a seed: each seed's figures are kept as it ends
   PYTHONPATH=. python benchmarks/multi_objective.py --strategies reinforce,nsga \\
       --set controller.batch_size=10
 """
@@ -16,6 +18,7 @@ Run (optuna is optional: ``pip install rlnas[bench]``):
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -30,8 +33,12 @@ OPTUNA = ("optuna-nsga2", "optuna-tpe")
 CONFIG = "configs/nb201-pixel3.yaml"  # its objectives are replaced per --devices
 
 
-def optuna_hv(kind: str, seed: int, budgets: list[int], problem: Problem) -> list[float]:
-    """Hypervolume fractions of one Optuna study after each budget of distinct look-ups."""
+def optuna_hv(
+    kind: str, seed: int, budgets: list[int], problem: Problem
+) -> tuple[list[float], int]:
+    """Hypervolume fractions of one Optuna study after each budget of distinct look-ups, and
+    how many distinct cells it looked up (fewer than the largest budget when its 3 n trials
+    ran out on repeats: a budget beyond that counts only the cells it reached)."""
     import optuna
 
     from rlnas.hw_table import load_hw_table
@@ -61,15 +68,20 @@ def optuna_hv(kind: str, seed: int, budgets: list[int], problem: Problem) -> lis
         if len(points) >= n:
             break
     array = np.array(points)
-    return [
+    hv = [
         hypervolume(array[:b], problem.reference, problem.maximize) / problem.best for b in budgets
     ]
+    return hv, len(points)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", default="pixel3")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--per-seed", metavar="PATH", help="append each Optuna seed's figures here (JSON lines)"
+    )
     parser.add_argument("--budgets", default="150,500")
     parser.add_argument("--strategies", default=",".join((*MO_STRATEGIES[:3], *OPTUNA)))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -79,13 +91,15 @@ def main() -> None:
     for name in names:
         if name not in (*MO_STRATEGIES, *OPTUNA):
             parser.error(f"--strategies: unknown {name!r}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for device in args.devices.split(","):
         objectives = f"search.objectives=[accuracy, 'latency:{device}']"
         cfg = load_config(CONFIG, [*args.set, objectives])
         problem = make_problem(cfg.search.parsed_objectives, "cifar10")
         ref = ", ".join(f"{v:.4g}" for v in problem.reference)
         print(
-            f"\n## accuracy x latency:{device}; {args.seeds} seeds; reference point ({ref}); "
+            f"\n## accuracy x latency:{device}; seeds {seeds[0]}-{seeds[-1]}; reference point "
+            f"({ref}); "
             f"whole-table front hypervolume {problem.best:.4g}\n"
         )
         head = ["strategy", *[f"HV@{b}" for b in budgets], "wall s"]
@@ -94,9 +108,16 @@ def main() -> None:
         for name in names:
             start = time.perf_counter()
             if name in OPTUNA:
-                rows = [optuna_hv(name, s, budgets, problem) for s in range(args.seeds)]
+                rows = []
+                for seed in seeds:
+                    hv, n = optuna_hv(name, seed, budgets, problem)
+                    rows.append(hv)
+                    if args.per_seed:
+                        with open(args.per_seed, "a") as f:
+                            line = {"device": device, "strategy": name, "seed": seed}
+                            f.write(json.dumps({**line, "hv": hv, "looked_up": n}) + "\n")
             else:
-                rows = run_mo_seeds(cfg, [name], budgets, list(range(args.seeds)))[0][name]
+                rows = run_mo_seeds(cfg, [name], budgets, seeds)[0][name]
             hv = np.array(rows)
             wall = time.perf_counter() - start
             cells = [f"{hv[:, j].mean():.4f} ± {hv[:, j].std():.4f}" for j in range(len(budgets))]
