@@ -190,6 +190,14 @@ def test_csv_regression_search_through_the_cli(tmp_path):
     assert model["test_accuracy"] is None and model["test_macro_f1"] is None
     assert model["test_mae"] > 0 and model["test_rmse"] >= model["test_mae"]
     assert "test MAE" in final.stdout
+    # rlnas export compares the LiteRT model's test MAE with the Keras model's (no accuracy)
+    export = rlnas(["export", summary["run_id"], "--tflite", "--summary", "e.json"], tmp_path, uri)
+    assert export.returncode == 0, export.stderr
+    exported = json.loads((tmp_path / "e.json").read_text())
+    assert exported["test_metric"] == "mae" and "keras_test_accuracy" not in exported
+    assert exported["keras_test_mae"] == pytest.approx(model["test_mae"], rel=1e-4)
+    assert exported["tflite_test_mae"] == pytest.approx(exported["keras_test_mae"], rel=1e-3)
+    assert "test MAE" in export.stdout and "accuracy" not in export.stdout
     smoothed = rlnas(
         ["final", summary["run_id"], "--set", "final.label_smoothing=0.1"], tmp_path, uri
     )

@@ -4,8 +4,8 @@ as TFLite.
 ``RUN_ID`` is a final (or ensemble) run of ``rlnas final``, a registered model
 (``models:/NAME@champion``, ``models:/NAME/VERSION``), or a search: then its rank-1 final
 model of the latest ``rlnas final`` session. The final run's logged model is downloaded
-from MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy are
-reported next to the Keras model's; both figures are also logged on the final run
+from MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy
+(test MAE for a regression) are reported next to the Keras model's; both figures are also logged on the final run
 (``export/<kind>/...``) with the file as an artifact. An int8 model is calibrated on 500
 training examples; ``--io-type int8`` (or ``uint8``) makes it full-integer, with integer input
 and output tensors (:mod:`rlnas.export` says what each option produces). Every check
@@ -28,8 +28,8 @@ import numpy as np
 from rlnas.commands import add_command
 from rlnas.config import Config
 from rlnas.errors import ConfigError
-from rlnas.export import IO_TYPES, representative, tflite_accuracy, to_tflite
-from rlnas.final import accuracy, predict
+from rlnas.export import IO_TYPES, representative, tflite_predict, to_tflite
+from rlnas.final import accuracy, predict, score_regression
 from rlnas.tasks import load_splits
 from rlnas.tracking.final_recorder import record_export
 from rlnas.tracking.models import download_model, final_model_run, search_config
@@ -114,12 +114,13 @@ def export(
         path = download_model(client, run.info.run_id, tmp)
         keras_bytes = path.stat().st_size
         model = keras.saving.load_model(path, safe_mode=True)
-        keras_acc = accuracy(predict(model, data.x_test), data.y_test)
+        regression = data.y_test.dtype.kind == "f"
+        keras_score = _test_score(predict(model, data.x_test), data.y_test)
         start = time.time()
         blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed), io_type=io_type)
         seconds = time.time() - start
         float_bytes = len(blob) if quantize is None else len(to_tflite(model))
-        tflite_acc = tflite_accuracy(blob, data.x_test, data.y_test)
+        tflite_score = _test_score(tflite_predict(blob, data.x_test), data.y_test)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(blob)
         weights = int(sum(np.prod(w.shape) for w in model.weights)) * 4
@@ -132,17 +133,21 @@ def export(
         "float32_tflite_bytes": float_bytes,
         "keras_file_bytes": keras_bytes,
         "float32_weight_bytes": weights,
-        "keras_test_accuracy": keras_acc,
-        "tflite_test_accuracy": tflite_acc,
-        "accuracy_change_points": 100 * (tflite_acc - keras_acc),
+        "test_metric": "mae" if regression else "accuracy",
         "smaller_than_float32_tflite": float_bytes / len(blob),
         "smaller_than_keras_file": keras_bytes / len(blob),
         "convert_seconds": seconds,
         "test_examples": int(len(data.y_test)),
     }
+    if regression:  # in the targets' units; lower is better
+        summary.update(keras_test_mae=keras_score, tflite_test_mae=tflite_score)
+        summary["mae_change"] = tflite_score - keras_score
+    else:
+        summary.update(keras_test_accuracy=keras_score, tflite_test_accuracy=tflite_score)
+        summary["accuracy_change_points"] = 100 * (tflite_score - keras_score)
     metrics = {
         f"export/{kind}/tflite_bytes": float(len(blob)),
-        f"export/{kind}/test_accuracy": tflite_acc,
+        f"export/{kind}/test_{summary['test_metric']}": tflite_score,
         f"export/{kind}/smaller_than_float32": summary["smaller_than_float32_tflite"],
     }
     record_export(client, run.info.run_id, metrics, output)
@@ -158,8 +163,23 @@ def _report(s: dict) -> None:
         f"({s['smaller_than_float32_tflite']:.2f}x smaller), .keras file "
         f"{kb['keras_file_bytes']:.1f} kB ({s['smaller_than_keras_file']:.2f}x)"
     )
+    if s["test_metric"] == "mae":
+        print(
+            f"  test MAE on {s['test_examples']} examples: TFLite {s['tflite_test_mae']:.4g},"
+            f" Keras {s['keras_test_mae']:.4g} ({s['mae_change']:+.3g})",
+            file=sys.stdout,
+        )
+        return
     print(
         f"  test accuracy on {s['test_examples']} examples: TFLite {s['tflite_test_accuracy']:.4f},"
         f" Keras {s['keras_test_accuracy']:.4f} ({s['accuracy_change_points']:+.2f} points)",
         file=sys.stdout,
     )
+
+
+def _test_score(pred: np.ndarray, y: np.ndarray) -> float:
+    """Test accuracy of class probabilities ``pred``; for regression targets (float ``y``),
+    the mean absolute error in the targets' units."""
+    if y.dtype.kind == "f":
+        return score_regression(pred, y).mae
+    return accuracy(pred, y)
