@@ -155,7 +155,9 @@ def tflite_accuracy(blob: bytes, x: np.ndarray, y: np.ndarray) -> float:
 
 def _interpreter(blob: bytes):
     """The LiteRT interpreter (``ai-edge-litert``, the ``litert`` extra) when installed,
-    else TensorFlow's ``tf.lite.Interpreter``, which TensorFlow deprecates in its favour."""
+    else TensorFlow's ``tf.lite.Interpreter``, which TensorFlow deprecates in its favour. The
+    fallback stays because ai-edge-litert 2 has no wheel everywhere TensorFlow has one
+    (checked on PyPI, 2026-12-07: Intel Macs get 1.0.1 at most, Linux needs glibc 2.27)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
