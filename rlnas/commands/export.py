@@ -5,10 +5,11 @@ as TFLite.
 (``models:/NAME@champion``, ``models:/NAME/VERSION``), or a search: then its rank-1 final
 model of the latest ``rlnas final`` session. The final run's logged model is downloaded
 from MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and test accuracy
-(test MAE for a regression) are reported next to the Keras model's; both figures are also logged on the final run
-(``export/<kind>/...``) with the file as an artifact. An int8 model is calibrated on 500
-training examples; ``--io-type int8`` (or ``uint8``) makes it full-integer, with integer input
-and output tensors (:mod:`rlnas.export` says what each option produces). Every check
+(test MAE for a regression) are reported next to the Keras model's; both figures are also
+logged on the final run (``export/<kind>/...``) with the file as an artifact. An int8
+model is calibrated on 500 training examples; ``--io-type int8`` (or ``uint8``) makes it
+full-integer, with integer input and output tensors (:mod:`rlnas.export` says what each
+option produces). Every check
 happens before the conversion.
 """
 
