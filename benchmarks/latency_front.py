@@ -24,32 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from final_pipeline import load, step  # this folder: the same runner of rlnas commands
 
 CONFIG = "configs/fashion_mnist.yaml"
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
-
-
-def step(name: str, argv: list[str], out: Path) -> float:
-    """Run one rlnas command; its output goes to ``out/<name>.log``. Returns seconds."""
-    print(f"[{time.strftime('%H:%M:%S')}] {name}: rlnas {' '.join(argv)}", flush=True)
-    start = time.time()
-    with open(out / f"{name}.log", "w") as log:
-        code = subprocess.call([sys.executable, "-m", "rlnas", *argv], stdout=log, stderr=log)
-    if code != 0:
-        sys.exit(f"{name} failed with status {code}; see {out / (name + '.log')}")
-    return time.time() - start
 
 
 def int8_latency_ms(path: Path, runs: int, warmup: int) -> dict[str, float]:
