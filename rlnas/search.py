@@ -308,12 +308,14 @@ class Search:
                 earlier = self.cache.get(sample.architecture.hash)
                 if earlier is None:
                     self._repeats = 0
-                    self._submit(trial)
-                    continue
-                trial.complete(earlier.outcome())  # the same child again: train nothing
-                trial.cached_from = earlier.source
-                self._repeats += 1
-                update = self._settle(trial)
+                else:
+                    trial.complete(earlier.outcome())  # the same child again: train nothing
+                    trial.cached_from = earlier.source
+                    self._repeats += 1
+                    update = self._settle(trial)
+            if earlier is None:  # a trial kept but not yet submitted is run on resume
+                self._submit(trial)
+                continue
             self._announce(trial, update)
             if self._repeats >= self.budget.repeats:
                 self._stop = "converged"
