@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from rlnas.evaluators.shared_config import SharedConfig, check_training
-from rlnas.keras_build.supernet import BN_EPSILON, SharedSteps
+from rlnas.keras_build.supernet import BN_EPSILON, SharedSteps, pointwise_conv
 from rlnas.spaces.nasnet import CellSpec, NasnetBlueprint, NasnetConfig
 from rlnas.tasks import TaskSpec
 
@@ -273,12 +273,12 @@ class NasnetSuperNet(SharedSteps):
             for r in range(self.cfg.separable_repeats):
                 step = stride if r == 0 else 1
                 x = tf.nn.depthwise_conv2d(tf.nn.relu(x), w[f"dw{r}"], [1, step, step, 1], "SAME")
-                x = _pointwise(x, w[f"pw{r}"])
+                x = pointwise_conv(x, w[f"pw{r}"])
                 x = _batch_norm(x, {"gamma": w[f"gamma{r}"], "beta": w[f"beta{r}"]})
             return x
         if op == "dil3x3":
             x = tf.nn.depthwise_conv2d(tf.nn.relu(x), w["dw"], [1] * 4, "SAME", dilations=[2, 2])
-            x = _pointwise(x, w["pw"])
+            x = pointwise_conv(x, w["pw"])
             return _batch_norm(x[:, ::stride, ::stride], w)
         if op == "conv1x3_3x1":
             x = tf.nn.conv2d(tf.nn.relu(x), w["k0"], [1, 1, stride, 1], "SAME")
@@ -396,21 +396,14 @@ def _batch_norm(x, w: dict):
     return y
 
 
-def _pointwise(x, kernel):
-    """A 1x1 convolution as one matrix product, on the static height and width of ``x``."""
-    height, width, channels = x.shape[1:]
-    y = tf.matmul(tf.reshape(x, [-1, channels]), kernel)
-    return tf.reshape(y, [-1, height, width, kernel.shape[-1]])
-
-
 def _relu_conv_bn(x, w: dict):
-    return _batch_norm(_pointwise(tf.nn.relu(x), w["kernel"]), w)
+    return _batch_norm(pointwise_conv(tf.nn.relu(x), w["kernel"]), w)
 
 
 def _factorized_reduce(x, w: dict):
     """Halve height and width with two 1x1 paths offset by one pixel (NASNet)."""
     x = tf.nn.relu(x)
-    a = _pointwise(x[:, ::2, ::2], w["path0"])
+    a = pointwise_conv(x[:, ::2, ::2], w["path0"])
     shifted = tf.pad(x[:, 1:, 1:], [[0, 0], [0, 1], [0, 1], [0, 0]])
-    b = _pointwise(shifted[:, ::2, ::2], w["path1"])
+    b = pointwise_conv(shifted[:, ::2, ::2], w["path1"])
     return _batch_norm(tf.concat([a, b], -1), w)

@@ -279,7 +279,7 @@ class SuperNet(SharedSteps):
             x = tf.expand_dims(x, 1)
             depthwise = tf.expand_dims(depthwise, 0)
         y = tf.nn.depthwise_conv2d(x, depthwise, [1, 1, 1, 1], "SAME")
-        y = _pointwise(y, pointwise)
+        y = pointwise_conv(y, pointwise)
         return tf.squeeze(y, 1) if self.rank == 1 else y
 
     def _pool(self, kind: str, x, size: int, strides: int):
@@ -290,7 +290,7 @@ class SuperNet(SharedSteps):
         """``y`` plus, when ``on``, layer ``j``'s output ``e`` (resized; projected when
         ``project``): arithmetic, as a 1x1 projection costs little."""
         r = self._resize(e, self.sizes[j][1], self.sizes[i][0])
-        projected = _pointwise(r, self.projections[i, j]) * mask
+        projected = pointwise_conv(r, self.projections[i, j]) * mask
         return y + on * (r + project * (projected - r))
 
     def _resize(self, x, size: tuple[int, ...], target: tuple[int, ...]):
@@ -340,8 +340,9 @@ def _decays(variable) -> bool:
     return "gamma" not in variable.path and "beta" not in variable.path
 
 
-def _pointwise(x, kernel):
-    """A 1x1 convolution as one matrix product (``tf.einsum``'s gradient is far slower)."""
+def pointwise_conv(x, kernel):
+    """A 1x1 convolution as one matrix product over the last axis, any rank (``tf.einsum``'s
+    gradient is far slower)."""
     flat = tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), kernel)
     return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], tf.shape(kernel)[-1:]], 0))
 
