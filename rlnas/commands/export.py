@@ -9,8 +9,7 @@ from MLflow, converted (:mod:`rlnas.export`), and the TFLite file's size and tes
 logged on the final run (``export/<kind>/...``) with the file as an artifact. An int8
 model is calibrated on 500 training examples; ``--io-type int8`` (or ``uint8``) makes it
 full-integer, with integer input and output tensors (:mod:`rlnas.export` says what each
-option produces). Every check
-happens before the conversion.
+option produces). Every check happens before the conversion.
 """
 
 from __future__ import annotations
@@ -115,13 +114,13 @@ def export(
         path = download_model(client, run.info.run_id, tmp)
         keras_bytes = path.stat().st_size
         model = keras.saving.load_model(path, safe_mode=True)
-        regression = data.y_test.dtype.kind == "f"
-        keras_score = _test_score(predict(model, data.x_test), data.y_test)
+        metric = "mae" if data.y_test.dtype.kind == "f" else "accuracy"  # float targets regress
+        keras_score = _test_score(metric, predict(model, data.x_test), data.y_test)
         start = time.time()
         blob = to_tflite(model, quantize, representative(data.x_train, cfg.seed), io_type=io_type)
         seconds = time.time() - start
         float_bytes = len(blob) if quantize is None else len(to_tflite(model))
-        tflite_score = _test_score(tflite_predict(blob, data.x_test), data.y_test)
+        tflite_score = _test_score(metric, tflite_predict(blob, data.x_test), data.y_test)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(blob)
         weights = int(sum(np.prod(w.shape) for w in model.weights)) * 4
@@ -134,13 +133,13 @@ def export(
         "float32_tflite_bytes": float_bytes,
         "keras_file_bytes": keras_bytes,
         "float32_weight_bytes": weights,
-        "test_metric": "mae" if regression else "accuracy",
+        "test_metric": metric,
         "smaller_than_float32_tflite": float_bytes / len(blob),
         "smaller_than_keras_file": keras_bytes / len(blob),
         "convert_seconds": seconds,
         "test_examples": int(len(data.y_test)),
     }
-    if regression:  # in the targets' units; lower is better
+    if metric == "mae":  # in the targets' units; lower is better
         summary.update(keras_test_mae=keras_score, tflite_test_mae=tflite_score)
         summary["mae_change"] = tflite_score - keras_score
     else:
@@ -148,7 +147,7 @@ def export(
         summary["accuracy_change_points"] = 100 * (tflite_score - keras_score)
     metrics = {
         f"export/{kind}/tflite_bytes": float(len(blob)),
-        f"export/{kind}/test_{summary['test_metric']}": tflite_score,
+        f"export/{kind}/test_{metric}": tflite_score,
         f"export/{kind}/smaller_than_float32": summary["smaller_than_float32_tflite"],
     }
     record_export(client, run.info.run_id, metrics, output)
@@ -178,9 +177,7 @@ def _report(s: dict) -> None:
     )
 
 
-def _test_score(pred: np.ndarray, y: np.ndarray) -> float:
-    """Test accuracy of class probabilities ``pred``; for regression targets (float ``y``),
-    the mean absolute error in the targets' units."""
-    if y.dtype.kind == "f":
-        return score_regression(pred, y).mae
-    return accuracy(pred, y)
+def _test_score(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
+    """``metric`` of predictions ``pred`` for the test targets ``y``: the accuracy of class
+    probabilities, or the mean absolute error in the targets' units (``"mae"``)."""
+    return score_regression(pred, y).mae if metric == "mae" else accuracy(pred, y)
