@@ -1,4 +1,4 @@
-"""Weight sharing (ENAS) against standard child training on MNIST-1D: speed and ranking.
+"""Weight sharing (ENAS) against standard child training (MNIST-1D unless --config): speed, ranking.
 
 Bars (issue 21): at least 2,000 rewarded architectures in a 10-minute MNIST-1D search, at
 least 10x the standard mode in the same time on the same machine; Kendall's tau >= 0.5
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "mnist1d_shared.yaml"
 
 
-def rate(seconds: float, workers: int) -> dict:
+def rate(seconds: float, workers: int, config: Path = CONFIG) -> dict:
     """Rewards per minute of the shared and the standard mode, one after the other."""
     from rlnas import factory
     from rlnas.config import load_config
@@ -57,7 +57,7 @@ def rate(seconds: float, workers: int) -> dict:
                 f"executor.workers={workers}",
                 "executor.threads_per_worker=1",
             ]
-        cfg = load_config(CONFIG, overrides)
+        cfg = load_config(config, overrides)
         space = factory.make_space(cfg)
         strategy = factory.make_strategy(cfg, space)
         executor = factory.make_executor(cfg)
@@ -86,7 +86,9 @@ def rate(seconds: float, workers: int) -> dict:
     return out
 
 
-def rank(steps: int, archs: int, epochs: int) -> dict:
+def rank(
+    steps: int, archs: int, epochs: int, config: Path = CONFIG, overrides: tuple[str, ...] = ()
+) -> dict:
     """Kendall's tau, Spearman's rho and top-10 overlap: shared versus stand-alone."""
     from scipy import stats
 
@@ -96,7 +98,9 @@ def rank(steps: int, archs: int, epochs: int) -> dict:
     from rlnas.evaluators.shared import SharedEvaluator
     from rlnas.strategies.random_search import RandomSearch
 
-    cfg = load_config(CONFIG, [f"shared.warmup_steps={steps}", f"child.epochs={epochs}"])
+    cfg = load_config(
+        config, [f"shared.warmup_steps={steps}", f"child.epochs={epochs}", *overrides]
+    )
     space = factory.make_space(cfg)
     data = factory.load_task_data(cfg)
     shared = SharedEvaluator(space, data, cfg.shared, seed=cfg.seed)
@@ -135,7 +139,9 @@ def rank(steps: int, archs: int, epochs: int) -> dict:
     return out
 
 
-def controller(seed: int, rewards: int, strategies: list[str], overrides: list[str]) -> dict:
+def controller(
+    seed: int, rewards: int, strategies: list[str], overrides: list[str], config: Path = CONFIG
+) -> dict:
     """One seed: each strategy's shared search, re-score, and stand-alone retraining."""
     import numpy as np
 
@@ -147,7 +153,7 @@ def controller(seed: int, rewards: int, strategies: list[str], overrides: list[s
 
     out: dict = {"seed": seed, "rewards": rewards}
     for name in strategies:
-        cfg = load_config(CONFIG, [f"seed={seed}", f"strategy={name}", *overrides])
+        cfg = load_config(config, [f"seed={seed}", f"strategy={name}", *overrides])
         space = factory.make_space(cfg)
         data = factory.load_task_data(cfg)
         evaluator = factory.make_evaluator(cfg)
@@ -222,19 +228,22 @@ def main() -> None:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
+    p.add_argument(
+        "--config", type=Path, default=CONFIG, help="the shared-mode config (rate: its space)"
+    )
     p.add_argument("--out", type=Path, help="controller: per-seed figures kept in this JSON")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     print("load average before:", os.getloadavg(), flush=True)
     figures = {}
     if args.what in ("rate", "all"):
-        figures["rate"] = rate(args.seconds, args.workers)
+        figures["rate"] = rate(args.seconds, args.workers, args.config)
     if args.what in ("rank", "all"):
-        figures["rank"] = rank(args.steps, args.archs, args.epochs)
+        figures["rank"] = rank(args.steps, args.archs, args.epochs, args.config, tuple(args.set))
     if args.what == "controller":
         kept = json.loads(args.out.read_text()) if args.out and args.out.is_file() else {}
         for seed in args.seeds:
-            kept[str(seed)] = controller(seed, args.rewards, args.strategies, args.set)
+            kept[str(seed)] = controller(seed, args.rewards, args.strategies, args.set, args.config)
             if args.out:
                 args.out.write_text(json.dumps(kept, indent=1))
         figures["controller"] = controller_table(list(kept.values()), args.strategies)

@@ -43,10 +43,14 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
     return registry.make_space(cfg, spec)
 
 
-def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
+def make_evaluator(
+    cfg: Config, shipped: tuple = (), sources: dict[str, bytes] | None = None
+) -> Evaluator:
     """The evaluator of ``cfg``: a table look-up for nb201, else Keras child training.
-    ``shipped``: the user's functions that ``cfg`` names, unused here (see
-    :func:`evaluator_factory`)."""
+    ``shipped``: the user's functions that ``cfg`` names, unused here; ``sources``: the code
+    of the files that ``cfg`` names by path (see :func:`evaluator_factory`)."""
+    if sources:
+        registry.ship(sources)
     if cfg.task.name == "nb201":
         hw = [(o.device, o.name.partition(":")[0]) for o in cfg.search.parsed_objectives]
         return Nb201Evaluator(cfg.task.dataset, hw=[(d, m) for d, m in hw if d])
@@ -69,8 +73,11 @@ def make_evaluator(cfg: Config, shipped: tuple = ()) -> Evaluator:
 def evaluator_factory(cfg: Config) -> Callable[[], Evaluator]:
     """A picklable function that builds the evaluator (in a worker process, say). The
     user's functions that ``cfg`` names by import path ride along, so that Ray ships their
-    modules to its workers (:func:`rlnas.executors.ray_executor.code_paths`)."""
-    return functools.partial(make_evaluator, cfg, registry.importable(cfg))
+    modules to its workers (:func:`rlnas.executors.ray_executor.code_paths`), and so does
+    the code of the files it names by path, so that a worker runs it without the file."""
+    return functools.partial(
+        make_evaluator, cfg, registry.importable(cfg), registry.file_sources(cfg)
+    )
 
 
 def make_strategy(cfg: Config, space: Space) -> Strategy:

@@ -9,7 +9,11 @@ or a Python file and an attribute (``space: /home/me/search.py:build``)::
 
 An import path resolves as Python imports it, with the current folder on ``sys.path`` (so a
 ``my_models.py`` beside the config is found, also by ``rlnas search`` run as a console
-script); worker processes inherit that ``sys.path``. :func:`provide` registers an object
+script); worker processes inherit that ``sys.path``. A Python file named by path travels
+with the search as its text (:func:`file_sources`), so that a worker on another machine (a
+Ray cluster) runs the code the search started with, even where the file does not exist; a
+module that the file imports from beside it must be importable there too (a package, or
+an import path, which Ray ships). :func:`provide` registers an object
 under a path in this process only (what :func:`rlnas.search` does with a function that
 cannot be imported by its name, a lambda or a closure, say).
 """
@@ -31,6 +35,10 @@ if TYPE_CHECKING:
     from rlnas.tasks import TaskSpec
 
 _PROVIDED: dict[str, Any] = {}
+
+_SOURCES: dict[str, bytes] = {}
+"""The code of each Python file loaded by path in this process (by the path as written),
+the driver's as read, a worker's as shipped to it (:func:`ship`)."""
 
 
 def _layers(cfg: Config, spec: TaskSpec) -> Space:
@@ -122,26 +130,55 @@ def _load_file(file: str) -> Any:
     """The module of a Python file, loaded once per process (as ``rlnas_file_<digest>``; its
     ``if __name__ == "__main__":`` block does not run). A script's own functions are named
     this way by :func:`rlnas.search`, so that ``rlnas final`` and worker processes find
-    them."""
+    them. The code is the text shipped with the search (:func:`ship`) where there is one,
+    else the file's."""
     import hashlib
-    import importlib.util
+    import importlib.machinery
+    import types
 
     where = os.path.abspath(file)
     name = "rlnas_file_" + hashlib.sha256(where.encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
-    if not os.path.isfile(where):
-        raise ImportError(f"no file {where!r}")
-    spec = importlib.util.spec_from_file_location(name, where)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    code = _SOURCES.get(file)
+    if code is None:
+        if not os.path.isfile(where):
+            raise ImportError(f"no file {where!r}")
+        with open(where, "rb") as f:
+            code = f.read()
+    module = types.ModuleType(name)
+    module.__file__ = where
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=where)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(compile(code, where, "exec"), module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
+    _SOURCES[file] = code
     return module
+
+
+def file_sources(cfg: Config) -> dict[str, bytes]:
+    """The code of the Python files that ``cfg`` names by path (space, strategy, training
+    loop), as this process loaded it: what a worker elsewhere runs in their place."""
+    out = {}
+    for field, path in (
+        ("space", cfg.space),
+        ("strategy", cfg.strategy),
+        ("child.train", cfg.child.train),
+    ):
+        file = (path or "").rpartition(":")[0]
+        if file.endswith(".py") and path not in _PROVIDED:
+            resolve(path, field)  # loads it, if it is not yet
+            out[file] = _SOURCES[file]
+    return out
+
+
+def ship(sources: dict[str, bytes]) -> None:
+    """In a worker: run ``sources`` (from :func:`file_sources`) for those files, not what
+    this machine has (or lacks) under their paths."""
+    _SOURCES.update(sources)
 
 
 def make_space(cfg: Config, spec: TaskSpec) -> Space:

@@ -219,6 +219,38 @@ def test_a_scripts_own_build_is_named_by_its_file(tmp_path, monkeypatch):
         registry.resolve(f"{tmp_path}/gone.py:build", "space")
 
 
+def test_a_file_named_by_path_travels_as_its_code(tmp_path, monkeypatch):
+    """A worker on a machine without the file (a Ray cluster) runs the code the search
+    started with, shipped in the evaluator factory, and not what it finds under that path."""
+    import pickle
+    import sys
+
+    from rlnas import factory, registry
+    from rlnas.config import load_config
+
+    script = tmp_path / "space_file.py"
+    script.write_text("WIDTH = 8\n\ndef build(d, spec):\n    return WIDTH\n")
+    path = f"{script}:build"
+    for name in ("_PROVIDED", "_SOURCES"):
+        monkeypatch.setattr(registry, name, {})
+    cfg = load_config(None, [f"space={path}", "executor.kind=process"])
+    evaluator_factory = pickle.loads(pickle.dumps(factory.evaluator_factory(cfg)))
+    assert evaluator_factory.args[2] == {str(script): script.read_bytes()}
+
+    # "another machine": nothing loaded yet, and the file is gone or holds other code
+    loaded = [m for m in sys.modules if m.startswith("rlnas_file_")]
+    for name in loaded:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(registry, "_SOURCES", {})
+    script.write_text("WIDTH = 99\n\ndef build(d, spec):\n    return WIDTH\n")
+    registry.ship(evaluator_factory.args[2])
+    assert registry.resolve(path, "space")(None, None) == 8
+    for name in [m for m in sys.modules if m.startswith("rlnas_file_")]:
+        monkeypatch.delitem(sys.modules, name)
+    script.unlink()
+    assert registry.resolve(path, "space")(None, None) == 8
+
+
 def test_too_few_rows_to_hold_out_a_test_split_is_one_line(tmp_path):
     from rlnas.errors import DataError
     from rlnas.task_config import TaskConfig
