@@ -124,7 +124,12 @@ def search(
         raise KeyboardInterrupt(
             f"search interrupted; continue it with rlnas resume {summary['run_id']}"
         )
-    return SearchResult(cfg, result, summary, prepared.search.strategy.space)
+    space = prepared.search.strategy.space
+    if cfg.shared.enabled:  # the retrained children's: train/* lists uncut
+        from rlnas.factory import make_space
+
+        space = make_space(cfg)
+    return SearchResult(cfg, result, summary, space)
 
 
 def final(run_id: str, *, tracking_uri: str | None = None, **overrides: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from rlnas import registry
 from rlnas.config import Config
 from rlnas.errors import FieldError
 from rlnas.evaluators.config import check_metric
+from rlnas.evaluators.shared_config import shared_phase
 from rlnas.executors import Evaluator, Executor, InlineExecutor
 from rlnas.executors.process import ProcessExecutor
 from rlnas.executors.ray_executor import RayExecutor
@@ -32,7 +33,9 @@ def load_task_data(cfg: Config):
 
 def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
     """The search space of ``cfg`` (data-dependent masks need the task's input shape):
-    for inputs ``spec`` if given (``rlnas final``), else for the task's data, loaded."""
+    for inputs ``spec`` if given (``rlnas final``), else for the task's data, loaded. In
+    shared mode too the whole space, which the retraining and ``rlnas final`` replay into
+    (the shared phase samples :func:`make_search_space`)."""
     if cfg.space == "nb201":
         return Nb201Space()
     if cfg.task.name == "nb201":
@@ -41,6 +44,16 @@ def make_space(cfg: Config, spec: TaskSpec | None = None) -> Space:
         spec = load_task_data(cfg).spec  # type: ignore[attr-defined]
     check_metric(cfg.child, spec.task)  # before any child trains, in any executor
     return registry.make_space(cfg, spec)
+
+
+def make_search_space(cfg: Config) -> Space:
+    """The space the strategy samples and the evaluator rewards: :func:`make_space`, but in
+    shared mode the shared phase's, each ``train/*`` list cut to its first value (the
+    decisions that cannot share weights: :func:`~rlnas.evaluators.shared_config.shared_phase`)."""
+    if not cfg.shared.enabled:
+        return make_space(cfg)
+    spec = load_task_data(cfg).spec  # type: ignore[attr-defined]  # cached for cfg
+    return make_space(shared_phase(cfg), spec)
 
 
 def make_evaluator(
@@ -57,7 +70,8 @@ def make_evaluator(
     if cfg.shared.enabled:  # weight sharing: one super-network rewards every child
         from rlnas.evaluators.shared import SharedEvaluator
 
-        return SharedEvaluator(make_space(cfg), load_task_data(cfg), cfg.shared, seed=cfg.seed)
+        space = make_search_space(cfg)
+        return SharedEvaluator(space, load_task_data(cfg), cfg.shared, seed=cfg.seed)
     # Keras (and TensorFlow) load only when a child is trained: the table mode never does
     if cfg.child.train is not None:
         from rlnas.evaluators.user_train import UserTrainEvaluator

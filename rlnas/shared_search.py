@@ -9,7 +9,13 @@ re-scored on the whole validation split with the shared weights, and the best
 ``shared.retrain_top`` of those are trained from scratch by the standard evaluator, as the
 children of a second, short search recorded into the same parent run and saved child by
 child (``retrain.npz``), so that ``rlnas final``, ``rlnas export``, the registry and the zoo
-find ordinary child runs and a resume retrains only what was not finished::
+find ordinary child runs and a resume retrains only what was not finished.
+
+The shared phase searches the config's space with each ``train/*`` list cut to its first
+value (those decisions cannot share weights); the retraining replays its architectures into
+the whole space. With ``shared.retrain_trials`` > 1 each retrained architecture is trained
+``retrain_trials`` times, with the shared phase's training and with other settings of the
+``train/*`` lists (:func:`with_training`), so that they are searched where they matter::
 
     prepared = prepare(cfg)            # rlnas.commands.session; attach() is called there
     result = prepared.search.run()     # the parent run stays RUNNING
@@ -20,13 +26,15 @@ find ordinary child runs and a resume retrains only what was not finished::
 from __future__ import annotations
 
 import logging
+import math
+import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlnas.space import Architecture, Sample, Space
+from rlnas.space import Architecture, Decision, Sample, Space, Value
 from rlnas.strategies.base import Metrics, SpaceExhausted, Strategy, Update
 from rlnas.trial import Trial, TrialState
 
@@ -83,9 +91,13 @@ def best_distinct(trials: Sequence[Trial], n: int) -> list[Trial]:
     return out
 
 
-def rescore(evaluator: Any, top: Sequence[Trial], retrain: int) -> list[dict[str, Any]]:
+def rescore(
+    evaluator: Any, top: Sequence[Trial], retrain: int, trials: int = 1
+) -> list[dict[str, Any]]:
     """``top``'s rows re-scored on the whole validation split with the shared weights of
-    ``evaluator``, best first; the first ``retrain`` are marked to be retrained."""
+    ``evaluator``, best first; the first ``retrain`` are marked to be retrained, each as
+    ``trials`` children from ``retrained_child`` on (the first with the shared phase's
+    training, as :func:`with_training` lists them)."""
     rows = [
         {
             "child": t.number,
@@ -99,8 +111,46 @@ def rescore(evaluator: Any, top: Sequence[Trial], retrain: int) -> list[dict[str
     ]
     rows.sort(key=lambda r: -r["rescored"])
     for k, r in enumerate(rows[:retrain]):
-        r["retrained"], r["retrained_child"] = True, k
+        r["retrained"], r["retrained_child"] = True, k * trials
     return rows
+
+
+def with_training(
+    space: Space, architectures: Sequence[Architecture], trials: int, seed: int
+) -> list[Architecture]:
+    """Each architecture ``trials`` times: as it is (the shared phase's training), then with
+    ``trials - 1`` other settings of its ``train/*`` decisions, distinct, drawn from the
+    product of their choices in ``space`` with ``random.Random(seed)``. The same arguments
+    give the same list, so a resumed retraining rebuilds it: for two architectures ``a``
+    and ``b`` and ``trials=2``, ``[a, a', b, b']``, where ``a'`` is ``a`` with another
+    learning rate, say."""
+    train = [d for d in space.signature if d.name.startswith("train/")]
+    settings = math.prod(len(d.choices) for d in train)
+    rng = random.Random(seed)
+    out = []
+    for arch in architectures:
+        own = _setting_number(train, arch)
+        others = [n + (n >= own) for n in rng.sample(range(settings - 1), trials - 1)]
+        out += [arch] + [Architecture({**arch, **_setting(train, n)}) for n in others]
+    return out
+
+
+def _setting_number(train: Sequence[Decision], arch: Architecture) -> int:
+    """``arch``'s values of the ``train`` decisions as a number in the product of their
+    choices (mixed radix, the last decision counting fastest)."""
+    n = 0
+    for d in train:
+        n = n * len(d.choices) + d.index_of(arch[d.name])
+    return n
+
+
+def _setting(train: Sequence[Decision], n: int) -> dict[str, Value]:
+    """The values of the ``train`` decisions numbered ``n`` (see :func:`_setting_number`)."""
+    values = {}
+    for d in reversed(train):
+        n, k = divmod(n, len(d.choices))
+        values[d.name] = d.choices[k]
+    return values
 
 
 def attach(prepared: Any, cfg: Any) -> None:
@@ -153,7 +203,8 @@ _PLACE = ("run_id", "tracking_uri", "experiment", "experiment_id", "status")
 
 def finish(prepared: Any, cfg: Any, result: Any) -> Retraining:
     """Re-score the best shared children on the whole validation split and retrain the best
-    ``shared.retrain_top`` from scratch into the same parent run, which it ends.
+    ``shared.retrain_top`` from scratch into the same parent run, which it ends; each is
+    retrained ``shared.retrain_trials`` times, with its own and other ``train/*`` values.
 
     The retraining is a search of its own, saved after every child into ``retrain.npz``
     beside the shared search's state (with the re-scored rows): a resumed search that had
@@ -170,17 +221,20 @@ def finish(prepared: Any, cfg: Any, result: Any) -> Retraining:
     saved = _saved(folder / RETRAIN_FILE)
     if saved is None:
         top = best_distinct(result.trials, cfg.shared.rescore_top)
-        rows = rescore(prepared.search.executor.evaluator, top, cfg.shared.retrain_top)
+        evaluator = prepared.search.executor.evaluator
+        rows = rescore(evaluator, top, cfg.shared.retrain_top, cfg.shared.retrain_trials)
         stamp = time.time()
     else:
         rows, stamp = saved["header"]["rows"], float(saved["header"]["stamp"])
     log_rescored(parent, rows, stamp)
     by_number = {t.number: t.architecture for t in result.trials}
-    chosen = [by_number[r["child"]] for r in rows if r["retrained"]]
-    if not chosen:  # shared.retrain_top: 0, or no child completed
+    best = [by_number[r["child"]] for r in rows if r["retrained"]]
+    if not best:  # shared.retrain_top: 0, or no child completed
         parent.end("FINISHED")
         return Retraining(rows, None, None)
-    strategy = prepared.search.strategy
+    standard = _standard(cfg)
+    space = factory.make_space(standard)  # the whole space: train/* lists uncut
+    chosen = with_training(space, best, cfg.shared.retrain_trials, cfg.seed)
     tracker = MLflowTracker.from_config(cfg)
     tracker.resume(parent.run_id)
     checkpoint = Checkpoint(
@@ -189,8 +243,8 @@ def finish(prepared: Any, cfg: Any, result: Any) -> Retraining:
         file=RETRAIN_FILE,
     )
     retrain = Search(
-        Listed(strategy.space, chosen, name=strategy.name),
-        InlineExecutor(factory.make_evaluator(_standard(cfg))),
+        Listed(space, chosen, name=prepared.search.strategy.name),
+        InlineExecutor(factory.make_evaluator(standard)),
         Budget(children=len(chosen)),
         seed=cfg.seed,
         observers=[tracker],

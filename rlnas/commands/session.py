@@ -81,7 +81,7 @@ def prepare(
     saver = zoo.ControllerSaver()
     tracker = MLflowTracker.from_config(cfg, artifacts=[saver])
     tracker.connect()  # an unreachable store stops us before any work
-    space = factory.make_space(cfg)  # loads and checks the data
+    space = factory.make_search_space(cfg)  # loads and checks the data
     if cfg.task.name != "nb201":  # the splits the search uses, as the parent run's inputs
         data = factory.load_task_data(cfg)
         for note in data.notes:  # how the user's data was read, once the space accepted it
@@ -279,12 +279,13 @@ def _report(cfg: Config, result: SearchResult, summary: dict[str, Any], space: s
     out = sys.stdout
     shared = summary.get("shared")
     if shared is not None:  # weight sharing: the shared phase, then the retrained children
-        rows = summary["rescored"]
+        rows, trials = summary["rescored"], cfg.shared.retrain_trials
+        settings = f" with {trials} training settings each" if trials > 1 else ""
         print(
             f"Shared weights: {shared['children']} children rewarded in "
             f"{clock(shared['wall_seconds'])} (best shared reward {shared['best_reward']:.4f}); "
             f"the best {len(rows)} re-scored, {sum(r['retrained'] for r in rows)} retrained "
-            "alone.",
+            f"alone{settings}.",
             file=out,
         )
     best = result.best

@@ -71,7 +71,7 @@ class ArchitectureEnv(gym.Env):
     ) -> None:
         if config is not None:
             cfg = config if isinstance(config, Config) else load_config(config)
-            space = space or factory.make_space(cfg)
+            space = space or factory.make_search_space(cfg)  # the evaluator's
             evaluator = evaluator or factory.make_evaluator(cfg)
         if space is None:
             space = Nb201Space()

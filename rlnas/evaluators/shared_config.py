@@ -23,10 +23,17 @@ default; ``lr_schedule: cosine`` follows ENAS's cosine schedule with warm restar
 ``lr_period`` shared steps, then again over a period ``lr_period_mult`` times longer, and so
 on (the script: 0.05 to 0.0005, a first period of 10 epochs, each next one twice as long;
 10 epochs of CIFAR-10 at batch 128 are about 3,500 steps).
+
+The ``train/*`` decisions (learning rate, batch size, optimizer, ...) cannot share weights:
+the shared phase gives each the first value of its list (:func:`shared_phase`). When a
+list has several values, ``retrain_trials`` > 1 searches them when the best children are
+retrained: each retrained architecture is trained with the shared phase's values and with
+``retrain_trials - 1`` other settings (:func:`rlnas.shared_search.with_training`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +52,7 @@ TRAINING_LISTS = (
     "weight_decays",
     "augmentations",
 )
-"""The ``train/*`` decisions' choice lists: one value each in shared mode."""
+"""The ``train/*`` decisions' choice lists: cut to their first value in the shared phase."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,19 @@ class SharedConfig:
     """Best children by shared reward re-scored on the whole validation split at the end."""
     retrain_top: int = 3
     """Best re-scored children trained from scratch as ordinary children."""
+    retrain_trials: int = 1
+    """Training settings tried per retrained child: the shared phase's (the first value of
+    each ``train/*`` list), then ``retrain_trials - 1`` other settings drawn (seeded) from the
+    ``train/*`` lists, each an ordinary child. Above 1 only when a list has several values."""
 
     def __post_init__(self) -> None:
-        for name in ("train_steps", "eval_batches", "batch_size", "checkpoint_every"):
+        for name in (
+            "train_steps",
+            "eval_batches",
+            "batch_size",
+            "checkpoint_every",
+            "retrain_trials",
+        ):
             v = getattr(self, name)
             require(v >= 1, name, v, "an integer >= 1")
         for name in ("warmup_steps", "rescore_top", "retrain_top"):
@@ -115,6 +132,12 @@ class SharedConfig:
             "retrain_top",
             self.retrain_top,
             f"at most rescore_top ({self.rescore_top}): only re-scored children are retrained",
+        )
+        require(
+            self.retrain_trials == 1 or self.retrain_top >= 1,
+            "retrain_trials",
+            self.retrain_trials,
+            "1 with retrain_top 0 (no child is retrained, so no training setting is tried)",
         )
 
     def learning_rate_at(self, step: int) -> float:
@@ -143,27 +166,77 @@ def check_shared(config: Any) -> None:
             config.executor.kind,
             "inline with shared.enabled (the shared weights live in one process)",
         )
-    if space == "nasnet":
-        check_training(config.nasnet, "nasnet")
-    else:
-        check_layers(config.layers)
+    check_retraining(getattr(config, space), space, config.shared.retrain_trials)
+    if space == "layers":
+        check_network(config.layers)
+
+
+def check_retraining(choices: Any, section: str, trials: int) -> None:
+    """Several values in a ``train/*`` list only when the retraining searches them
+    (``trials``: ``shared.retrain_trials``), and no more trials than settings to try
+    (``choices``: the ``section`` space's config)."""
+    if trials == 1:
+        for name in TRAINING_LISTS:
+            values = list(getattr(choices, name))
+            require(
+                len(values) == 1,
+                f"{section}.{name}",
+                values,
+                "one value with shared.enabled (train/* decisions cannot share weights)",
+                " To search several, set shared.retrain_trials > 1: the shared phase uses the "
+                "first value, the retraining of the best children tries the others.",
+            )
+        return
+    settings = math.prod(len(getattr(choices, name)) for name in TRAINING_LISTS)
+    require(
+        settings > 1,
+        "shared.retrain_trials",
+        trials,
+        f"1 when every train/* list of `{section}` has one value (no training setting to search)",
+    )
+    require(
+        trials <= settings,
+        "shared.retrain_trials",
+        trials,
+        f"at most {settings}, the training settings the train/* lists of `{section}` make",
+    )
+
+
+def shared_phase(config: Any) -> Any:
+    """``config`` (the root Config) as the shared phase searches it: every ``train/*`` list of
+    its space's section cut to its first value (the retraining searches the whole lists), so
+    ``shared.retrain_trials`` 1."""
+    section = config.space
+    choices = getattr(config, section)
+    first = {name: tuple(getattr(choices, name))[:1] for name in TRAINING_LISTS}
+    return dataclasses.replace(
+        config,
+        **{section: dataclasses.replace(choices, **first)},
+        shared=dataclasses.replace(config.shared, retrain_trials=1),
+    )
 
 
 def check_training(choices: Any, section: str) -> None:
-    """One value per ``train/*`` decision (``choices``: the ``section`` space's config)."""
+    """One value per ``train/*`` decision, as a super-network needs (``choices``: the
+    ``section`` space's config, the shared phase's: :func:`shared_phase`)."""
     for name in TRAINING_LISTS:
         values = list(getattr(choices, name))
         require(
             len(values) == 1,
             f"{section}.{name}",
             values,
-            "one value with shared.enabled (train/* decisions cannot share weights)",
+            "one value in the shared phase (train/* decisions cannot share weights)",
         )
 
 
 def check_layers(layers: Any) -> None:
     """The `layers` choices one super-network can hold (``layers`` is a LayersConfig)."""
     check_training(layers, "layers")
+    check_network(layers)
+
+
+def check_network(layers: Any) -> None:
+    """The `layers` network choices one super-network can hold."""
     require(
         list(layers.strides) == [1],
         "layers.strides",

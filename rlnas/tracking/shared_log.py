@@ -18,7 +18,7 @@ records on the parent run:
   ``shared/children``, ``shared/best_reward``, ``shared/wall_seconds``, ...;
 * :func:`log_rescored`: ``shared_rescored.csv``, the best children re-scored on the whole
   validation split with the shared weights, which of them were retrained and as which
-  retrained child (``retrained_child``).
+  retrained child (``retrained_child``; the first of ``shared.retrain_trials`` children).
 
 The children retrained from scratch afterwards are the search's children: ordinary child
 runs, and the run's own ``top_k.csv``, ``best_architecture.json``, ``search/*`` metrics and
