@@ -137,6 +137,13 @@ def check_objectives(cfg: Config) -> None:
         "reinforce, random or rea for a single-objective search (nsga needs "
         "search.objectives, e.g. [accuracy, 'latency:pixel3'])",
     )
+    require(
+        cfg.controller.front_weight == 0 or len(objectives) >= 2,
+        "controller.front_weight",
+        cfg.controller.front_weight,
+        "0 for a single-objective search (the Pareto front it replays needs two or more "
+        "search.objectives)",
+    )
     table = cfg.task.name == "nb201"
     for o in objectives:
         if o.device is not None and not table:

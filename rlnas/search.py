@@ -358,6 +358,8 @@ class Search:
             )
         if self.strategy.multi_objective:
             update = self.strategy.tell(trial.sample, self._told(trial), dict(trial.metrics))
+        elif self.scalarizer is not None and self.strategy.reads_objectives:
+            update = self.strategy.tell(trial.sample, self._told(trial), self._objectives(trial))
         else:  # also a strategy written before tell took metrics
             update = self.strategy.tell(trial.sample, self._told(trial))
         if update and self.scalarizer is not None:
@@ -378,6 +380,19 @@ class Search:
                 f"{self._consecutive_failures} children failed in a row (search.max_failures="
                 f"{self.failures.max_consecutive}); last failure: {trial.message}"
             )
+
+    def _objectives(self, trial: Trial) -> dict[str, float]:
+        """A completed trial's objective values as ``objective/NAME`` metrics, each larger
+        is better (none for a failed trial or a missing value)."""
+        if self.scalarizer is None or trial.state is not TrialState.COMPLETE:
+            return {}
+        values = self.scalarizer.values(trial.reward, trial.metrics)
+        if not np.all(np.isfinite(values)):
+            return {}
+        return {
+            f"objective/{o.name}": float(v if o.maximize else -v)
+            for o, v in zip(self.objectives, values)
+        }
 
     def _told(self, trial: Trial) -> float | None:
         """The reward the strategy is told for a finished trial."""

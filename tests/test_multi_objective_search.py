@@ -65,6 +65,7 @@ def test_evaluator_without_objectives_adds_no_device_column():
         ([*TABLE, "search.objectives=[accuracy, 'latency:pixel3<=-2']"], "must be a number > 0"),
         ([*TABLE, "strategy=nsga"], "nsga needs search.objectives"),
         (["search.scalarization=linear"], "null unless search.objectives"),
+        ([*TABLE, "controller.front_weight=0.3"], "two or more search.objectives"),
     ],
 )
 def test_config_refusals(overrides, fragment):
@@ -147,6 +148,48 @@ def test_nsga_is_told_the_raw_objectives_through_the_loop():
     trials = search.run().trials
     told = {(t.reward, t.metrics["hw_pixel3_latency_ms"]) for t in trials}
     assert set(strategy.values) == told
+
+
+def test_reinforce_replays_the_front_of_the_children_told():
+    """With ``front_weight`` the controller is told each objective (larger is better) beside
+    the scalarised reward, keeps exactly the non-dominated children, replays them in every
+    update (their likelihood rises) and saves them with its state."""
+    from rlnas.pareto import pareto_mask
+    from rlnas.strategies.reinforce import ReinforceConfig, ReinforceController
+
+    objectives = parse_objectives(["accuracy", "latency:pixel3"])
+    space = Nb201Space()
+    strategy = ReinforceController(space, ReinforceConfig(front_weight=1.0), seed=3)
+    evaluator = Nb201Evaluator("cifar10", hw=[("pixel3", "latency")])
+    search = Search(
+        strategy, InlineExecutor(evaluator), Budget(children=40), seed=3, objectives=objectives
+    )
+    assert search.scalarizer is not None  # still told one scalarised reward
+    trials = search.run().trials
+    values = np.array([[t.reward, t.metrics["hw_pixel3_latency_ms"]] for t in trials])
+    expected = {t.number for t, on in zip(trials, pareto_mask(values, [True, False])) if on}
+    kept = {order - 1 for _, order, _ in strategy.front}
+    assert kept == expected and len(kept) >= 2
+    members = [s for _, _, s in strategy.front]
+    without = ReinforceController(space, ReinforceConfig(front_weight=1.0), seed=0)
+    without.load_state_dict(strategy.state_dict())
+    without.front = []  # the same controller, nothing to replay
+
+    def likelihood(controller) -> float:
+        return sum(float(controller.log_probs(s).sum()) for s in members)
+
+    before = likelihood(strategy)
+    batch = [(members[0], 0.5), (members[1], 0.5)]
+    for _ in range(5):
+        strategy.update(batch)
+        without.update(batch)
+    assert likelihood(strategy) - before > likelihood(without) - before + 0.1
+
+    again = ReinforceController(space, ReinforceConfig(front_weight=1.0), seed=0)
+    again.load_state_dict(strategy.state_dict())
+    assert [(v.tolist(), o) for v, o, _ in again.front] == [
+        (v.tolist(), o) for v, o, _ in strategy.front
+    ]
 
 
 # -- the front in the parent run -----------------------------------------------------------------

@@ -134,6 +134,10 @@ class Strategy(ABC):
     multi_objective: ClassVar[bool] = False
     """Whether :meth:`tell` ranks the objectives' values itself (nsga); otherwise a
     multi-objective search tells the strategy one scalarised reward."""
+    reads_objectives: bool = False
+    """Whether a multi-objective search tells :meth:`tell`, beside the scalarised reward, each
+    objective's value as the metric ``objective/NAME``, larger is better (REINFORCE's front
+    replay)."""
     _step = 0
 
     def __init__(self, space: Space, *, seed: int = 0, unique: bool = True) -> None:

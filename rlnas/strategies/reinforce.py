@@ -8,7 +8,9 @@ them. After ``batch_size`` rewards, Adam takes ``updates_per_batch`` steps on
 ``2 q - 1`` for a reward at quantile ``q`` of the recent rewards (or, with ``advantage:
 baseline``, the reward minus an exponential-moving-average baseline, optionally divided by
 the running spread of rewards), plus ``elite_weight`` times the log-likelihood of the best
-architectures found so far (priority-queue training, Abolafia et al. 2018). All in NumPy:
+architectures found so far (priority-queue training, Abolafia et al. 2018) and, in a
+multi-objective search, ``front_weight`` times that of the children on the current Pareto
+front (the controller imitates the front, as TPE models its good points). All in NumPy:
 the policy is so small that a framework call per step would cost more than the computation.
 """
 
@@ -65,6 +67,9 @@ class ReinforceConfig:
     """How many of the best architectures so far are replayed by maximum likelihood (0: off)."""
     elite_weight: Annotated[float, Range(ge=0)] = 1.0
     """Weight of the elite log-likelihood term."""
+    front_weight: Annotated[float, Range(ge=0)] = 0.0
+    """Multi-objective searches: weight of the log-likelihood of the children on the Pareto
+    front of those told so far, replayed at every update (0: off)."""
     grad_clip_norm: Annotated[float | None, Range(gt=0)] = None
     """Clip the global gradient norm to this value; ``None``: no clipping."""
     init_range: Annotated[float, Range(gt=0, le=1)] = 0.1
@@ -164,6 +169,7 @@ class ReinforceController(Strategy):
         self.recent: list[float] = []  # the last rewards, for the quantile advantage
         self.unseen = UnseenShares()  # see Episode
         self.elite: list[tuple[float, int, Sample]] = []  # min-heap of (reward, order, sample)
+        self.front: list[tuple[np.ndarray, int, Sample]] = []  # (values, order, sample)
         self._told = 0
         self.warm_left = 0  # updates still sampled at warm_temperature (see warm_started)
         self.optimizer = Adam(
@@ -266,6 +272,8 @@ class ReinforceController(Strategy):
             return None
         reward = float(reward)
         self._told += 1
+        if self.reads_objectives and metrics:
+            self._on_front(sample, metrics)
         if self.config.elite_size > 0:
             item = (reward, -self._told, sample)
             if len(self.elite) < self.config.elite_size:
@@ -277,6 +285,24 @@ class ReinforceController(Strategy):
             return None
         batch, self.pending = self.pending, []
         return self.update(batch)
+
+    @property
+    def reads_objectives(self) -> bool:  # type: ignore[override]
+        return self.config.front_weight > 0
+
+    def _on_front(self, sample: Sample, metrics: Mapping[str, float]) -> None:
+        """Keep ``sample`` if no child on the front dominates it (``objective/*`` metrics,
+        larger is better), dropping the members it dominates."""
+        values = np.array([v for k, v in sorted(metrics.items()) if k.startswith("objective/")])
+        if values.size == 0:
+            return
+        for member, _, _ in self.front:
+            if np.all(member >= values) and np.any(member > values):
+                return
+        self.front = [
+            m for m in self.front if not (np.all(values >= m[0]) and np.any(values > m[0]))
+        ]
+        self.front.append((values, self._told, sample))
 
     def advantages(self, rewards: np.ndarray) -> np.ndarray:
         """Each reward's advantage (see ``ReinforceConfig.advantage``); moves the baseline,
@@ -315,6 +341,9 @@ class ReinforceController(Strategy):
         if self.elite and cfg.elite_weight > 0:
             samples += [s for _, _, s in self.elite]
             coef += [cfg.elite_weight / len(self.elite)] * len(self.elite)
+        if self.front and cfg.front_weight > 0:
+            samples += [s for _, _, s in self.front]
+            coef += [cfg.front_weight / len(self.front)] * len(self.front)
         is_batch = np.arange(len(samples)) < len(batch)
         for _ in range(cfg.updates_per_batch):
             loss, entropy, logp, grads = self.gradients(samples, np.array(coef), is_batch)
@@ -396,6 +425,7 @@ class ReinforceController(Strategy):
             recent=list(self.recent),
             unseen=self.unseen.state(),
             elite=[(r, o, s.to_dict()) for r, o, s in self.elite],
+            front=[(v.tolist(), o, s.to_dict()) for v, o, s in self.front],
             weights=[w.copy() for w in self.policy.weights],
             adam=self.optimizer.state_dict(),
         )
@@ -413,5 +443,9 @@ class ReinforceController(Strategy):
         self.unseen.load(state.get("unseen", []))
         self.elite = [(float(r), int(o), Sample.from_dict(s)) for r, o, s in state["elite"]]
         heapq.heapify(self.elite)
+        self.front = [
+            (np.array(v, np.float64), int(o), Sample.from_dict(s))
+            for v, o, s in state.get("front", [])
+        ]
         self.policy.weights = [np.array(w, np.float32) for w in state["weights"]]
         self.optimizer.load_state_dict(state["adam"])
