@@ -78,8 +78,11 @@ class Search:
     any other is told one number, ``scalarizer(values)``
     (:class:`~rlnas.objectives.Scalarizer` with method ``scalarization``), whose Chebyshev or
     linear weight vector is drawn afresh after each controller update, so that every
-    controller batch pulls towards one direction of the front. A child whose objectives are
-    not all finite (a device the table has no value for) is told as a failed child.
+    controller batch pulls towards one direction of the front; a strategy that
+    :attr:`~rlnas.strategies.base.Strategy.reads_objectives` (REINFORCE with
+    ``front_weight``) is also told each value as the metric ``objective/NAME``, larger is
+    better. A child whose objectives are not all finite (a device the table has no value
+    for) is told as a failed child.
     """
 
     strategy: Strategy
