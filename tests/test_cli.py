@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -362,7 +363,23 @@ def test_ui_serves_the_store_on_localhost(tmp_path, store):
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        _stop_servers_on(port)  # what a killed `rlnas ui` could not stop (a loaded machine)
+
+
+def _stop_servers_on(port: int) -> None:
+    """SIGKILL the process group of every process started with ``--port PORT`` (Linux)."""
+    if not os.path.isdir("/proc"):
+        return
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in args and str(port).encode() in args and int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(int(pid)), signal.SIGKILL)
