@@ -34,6 +34,23 @@ def build(d, spec):
 '''
 
 
+def _search_on_ray(space: str, tmp_path):
+    """Two random children of ``space`` on digits, on a local Ray of two workers."""
+    return rlnas.search(
+        space,
+        task={"name": "digits", "train_subset": 60},
+        strategy="random",
+        children=2,
+        epochs=1,
+        executor="ray",
+        workers=2,
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        progress=False,
+        executor__threads_per_worker=1,
+        child__steps_per_epoch=2,
+    )
+
+
 def test_a_user_module_reaches_the_ray_workers(tmp_path, monkeypatch):
     name = f"user_space_{os.getpid()}"  # importable from its folder only
     folder = tmp_path / "project"
@@ -46,19 +63,7 @@ def test_a_user_module_reaches_the_ray_workers(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))  # the registry adds the folder
     assert not ray.is_initialized()
     try:
-        result = rlnas.search(
-            f"{name}:build",
-            task={"name": "digits", "train_subset": 60},
-            strategy="random",
-            children=2,
-            epochs=1,
-            executor="ray",
-            workers=2,
-            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-            progress=False,
-            executor__threads_per_worker=1,
-            child__steps_per_epoch=2,
-        )
+        result = _search_on_ray(f"{name}:build", tmp_path)
     finally:
         sys.modules.pop(name, None)
     assert not ray.is_initialized()  # the Ray the search started is shut down
@@ -99,19 +104,7 @@ def test_a_build_file_reaches_ray_workers_that_have_no_such_file(tmp_path, monke
     monkeypatch.setenv("USER_SPACE_PIDS", str(pids))
     monkeypatch.setenv("USER_SPACE_DRIVER", str(os.getpid()))
     monkeypatch.chdir(tmp_path)
-    result = rlnas.search(
-        f"{script}:build",
-        task={"name": "digits", "train_subset": 60},
-        strategy="random",
-        children=2,
-        epochs=1,
-        executor="ray",
-        workers=2,
-        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-        progress=False,
-        executor__threads_per_worker=1,
-        child__steps_per_epoch=2,
-    )
+    result = _search_on_ray(f"{script}:build", tmp_path)
     assert not script.exists()  # gone before any worker started
     states = [(t.state, t.message) for t in result.result.trials]
     assert states == [(TrialState.COMPLETE, None)] * 2, states

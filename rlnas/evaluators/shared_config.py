@@ -176,16 +176,13 @@ def check_retraining(choices: Any, section: str, trials: int) -> None:
     (``trials``: ``shared.retrain_trials``), and no more trials than settings to try
     (``choices``: the ``section`` space's config)."""
     if trials == 1:
-        for name in TRAINING_LISTS:
-            values = list(getattr(choices, name))
-            require(
-                len(values) == 1,
-                f"{section}.{name}",
-                values,
-                "one value with shared.enabled (train/* decisions cannot share weights)",
-                " To search several, set shared.retrain_trials > 1: the shared phase uses the "
-                "first value, the retraining of the best children tries the others.",
-            )
+        check_training(
+            choices,
+            section,
+            "with shared.enabled",
+            " To search several, set shared.retrain_trials > 1: the shared phase uses the "
+            "first value, the retraining of the best children tries the others.",
+        )
         return
     settings = math.prod(len(getattr(choices, name)) for name in TRAINING_LISTS)
     require(
@@ -216,16 +213,20 @@ def shared_phase(config: Any) -> Any:
     )
 
 
-def check_training(choices: Any, section: str) -> None:
+def check_training(
+    choices: Any, section: str, where: str = "in the shared phase", hint: str = ""
+) -> None:
     """One value per ``train/*`` decision, as a super-network needs (``choices``: the
-    ``section`` space's config, the shared phase's: :func:`shared_phase`)."""
+    ``section`` space's config, the shared phase's: :func:`shared_phase`); ``hint`` ends
+    the message."""
     for name in TRAINING_LISTS:
         values = list(getattr(choices, name))
         require(
             len(values) == 1,
             f"{section}.{name}",
             values,
-            "one value in the shared phase (train/* decisions cannot share weights)",
+            f"one value {where} (train/* decisions cannot share weights)",
+            hint,
         )
 
 
