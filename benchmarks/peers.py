@@ -12,7 +12,8 @@ inactive (the merge of a layer that takes no skip) is still a KerasTuner hyperpa
 KerasTuner user would write it; its value is then unused.
 
 Per seed, every tool searches for ``--budget`` seconds (no trial starts after it), on the
-task's splits from :func:`rlnas.tasks.load_task` (the same for every tool), ``--epochs``
+task's splits from :func:`rlnas.tasks.load_task` (the same for every tool; with
+``--split-per-seed`` each seed draws its own split, ``task.split_seed`` = the seed), ``--epochs``
 epochs per child, one child at a time in this process:
 
 * ``rlnas``: rlnas's own search loop with the REINFORCE controller (reward: validation
@@ -239,7 +240,8 @@ def compare(task: Task, args: argparse.Namespace) -> None:
     rows: dict[str, list[dict[str, Any]]] = {tool: [] for tool in args.tools}
     print(f"\n## {task.title}", flush=True)
     for seed in args.seeds:
-        cfg = load_config(task.config, [f"seed={seed}", *task.overrides])
+        split = [f"task.split_seed={seed}"] if args.split_per_seed else []
+        cfg = load_config(task.config, [f"seed={seed}", *split, *task.overrides])
         data = factory.load_task_data(cfg)
         space = factory.make_space(cfg)
         print(
@@ -276,7 +278,8 @@ def compare(task: Task, args: argparse.Namespace) -> None:
             print(f"    winner: {found['decisions']}", flush=True)
     print(
         f"\n{task.title}: {task.config}, {task.epochs} epochs per child, {task.budget:.0f} s "
-        f"per tool, retrain {task.retrain_epochs} epochs, seeds {args.seeds}, "
+        f"per tool, retrain {task.retrain_epochs} epochs, seeds {args.seeds}"
+        f"{' (each its own split)' if args.split_per_seed else ''}, "
         f"load {os.getloadavg()[0]:.2f}"
     )
     names = sorted({k for found in rows.values() for f in found for k in f["test"]})
@@ -327,6 +330,13 @@ def main() -> None:
     parser.add_argument("--table-budget", type=float, default=60.0)
     parser.add_argument("--table-retrain-epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--split-per-seed",
+        action="store_true",
+        help="draw each seed's own training / validation / test split (task.split_seed = the "
+        "seed; the same split for every tool within a seed), so that the mean over seeds is "
+        "not one test split's luck",
+    )
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     args = parser.parse_args()
     print(f"load {os.getloadavg()} on {os.cpu_count()} cores", flush=True)

@@ -2,7 +2,9 @@
 
 The server (``mlflow ui`` and the uvicorn processes it starts) runs in a process group of
 its own, so that Ctrl-C or SIGTERM to ``rlnas ui`` ends the whole group: nothing keeps
-serving after the command has returned.
+serving after the command has returned. A signal that cannot be caught (``kill -9``) leaves
+no cleanup to ``rlnas ui``, so the group's leader is a guard (:func:`guard`, this module run
+with ``--guard``) that starts the server and ends the group once ``rlnas ui`` is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from rlnas.commands import add_command
 
 _GRACE_SECONDS = 10.0
 """How long the server may take to exit after SIGTERM before its group is killed."""
+_WATCH_SECONDS = 0.5
+"""How often the guard checks that ``rlnas ui`` is still there."""
 
 
 def register(subparsers) -> None:
@@ -79,7 +83,8 @@ def serve(cmd: list[str]) -> int:
     previous = signal.signal(signal.SIGTERM, terminated), signal.getsignal(signal.SIGINT)
     server = None
     try:
-        server = subprocess.Popen(cmd, start_new_session=True)
+        guarded = [sys.executable, "-m", "rlnas.commands.ui", "--guard", str(os.getpid()), *cmd]
+        server = subprocess.Popen(guarded, start_new_session=True)
         return server.wait()
     except KeyboardInterrupt:
         return 130
@@ -104,3 +109,28 @@ def stop_group(server: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
         os.killpg(group, signal.SIGKILL)
     server.wait()
+
+
+def guard(parent: int, cmd: list[str]) -> int:
+    """Run ``cmd`` and return its exit status; if process ``parent`` (the ``rlnas ui`` that
+    started this guard) goes away first, end this process group (``cmd`` and whatever it
+    started): SIGTERM, then SIGKILL after the grace period. Run as the leader of a new
+    session, so that the group is the server's alone."""
+    server = subprocess.Popen(cmd)
+    while True:
+        try:
+            return server.wait(_WATCH_SECONDS)
+        except subprocess.TimeoutExpired:
+            if os.getppid() == parent:
+                continue
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the guard outlives the SIGTERM
+        os.killpg(0, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(_GRACE_SECONDS)
+        os.killpg(0, signal.SIGKILL)  # what is left, the guard included
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4 or sys.argv[1] != "--guard" or not sys.argv[2].isdigit():
+        sys.exit("usage: python -m rlnas.commands.ui --guard PARENT_PID COMMAND...")
+    sys.exit(guard(int(sys.argv[2]), sys.argv[3:]))
