@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--ensemble", action="store_true", help="rlnas final --ensemble")
     parser.add_argument("--no-export", action="store_true", help="skip the int8 export")
     parser.add_argument("final_args", nargs="*", help="extra arguments for rlnas final")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may follow the config, before --
 
     name = Path(args.config).stem
     out = Path(args.out or f"runs/bench-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
