@@ -209,7 +209,19 @@ def controller_table(runs: list[dict], strategies: list[str]) -> dict:
         for name in strategies
     }
     rows = [{"seed": r["seed"], **{n: r[n]["best_standalone"] for n in strategies}} for r in runs]
-    return {"per_seed": rows, "mean": means}
+    table = {"per_seed": rows, "mean": means}
+    if len(strategies) == 2 and len(runs) >= 2:  # is the gap larger than the seeds' noise?
+        first, second = strategies
+        gaps = [r[first] - r[second] for r in rows]
+        mean = sum(gaps) / len(gaps)
+        spread = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5
+        table[f"paired {first} - {second}"] = {
+            "mean": round(mean, 4),
+            "standard_error": round(spread / len(gaps) ** 0.5, 4),
+            "seeds_ahead": sum(g > 0 for g in gaps),
+            "seeds_behind": sum(g < 0 for g in gaps),
+        }
+    return table
 
 
 def main() -> None:
