@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from rlnas.commands import add_command
 
@@ -109,6 +111,35 @@ def stop_group(server: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
         os.killpg(group, signal.SIGKILL)
     server.wait()
+    # a killed process closes its sockets as it exits, which a loaded machine can delay:
+    # return once none is left, so that the port is free when the command has returned
+    deadline = time.monotonic() + _GRACE_SECONDS
+    while group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def group_alive(group: int) -> bool:
+    """Whether a process of process group ``group`` is still running (zombies have ended:
+    their sockets are closed, only their exit status waits to be collected)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc: ask the kernel, which counts zombies as members
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while the folder was read
+            continue
+        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def guard(parent: int, cmd: list[str]) -> int:
