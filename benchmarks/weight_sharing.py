@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -213,11 +214,9 @@ def controller_table(runs: list[dict], strategies: list[str]) -> dict:
     if len(strategies) == 2 and len(runs) >= 2:  # is the gap larger than the seeds' noise?
         first, second = strategies
         gaps = [r[first] - r[second] for r in rows]
-        mean = sum(gaps) / len(gaps)
-        spread = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1)) ** 0.5
         table[f"paired {first} - {second}"] = {
-            "mean": round(mean, 4),
-            "standard_error": round(spread / len(gaps) ** 0.5, 4),
+            "mean": round(statistics.fmean(gaps), 4),
+            "standard_error": round(statistics.stdev(gaps) / len(gaps) ** 0.5, 4),
             "seeds_ahead": sum(g > 0 for g in gaps),
             "seeds_behind": sum(g < 0 for g in gaps),
         }

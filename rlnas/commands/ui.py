@@ -96,21 +96,21 @@ def serve(cmd: list[str]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second one must not cut the cleanup
             signal.signal(sig, signal.SIG_IGN)
         if server is not None:
-            stop_group(server)
+            end_group(server.pid, server)  # the leader of a new session: its pid is the group
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
 
 
-def stop_group(server: subprocess.Popen) -> None:
-    """End every process of ``server``'s group: SIGTERM, then SIGKILL what is left."""
-    group = server.pid  # the leader of a new session: its pid is the group id
+def end_group(group: int, leader: subprocess.Popen) -> None:
+    """End every process of process group ``group``: SIGTERM, then, once ``leader`` has
+    exited or the grace period is over, SIGKILL to what is left; return once none runs."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        server.wait(_GRACE_SECONDS)
+        leader.wait(_GRACE_SECONDS)
     with contextlib.suppress(ProcessLookupError):  # workers that outlived their parent
         os.killpg(group, signal.SIGKILL)
-    server.wait()
+    leader.wait()
     # a killed process closes its sockets as it exits, which a loaded machine can delay:
     # return once none is left, so that the port is free when the command has returned
     deadline = time.monotonic() + _GRACE_SECONDS
@@ -155,10 +155,7 @@ def guard(parent: int, cmd: list[str]) -> int:
             if os.getppid() == parent:
                 continue
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the guard outlives the SIGTERM
-        os.killpg(0, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(_GRACE_SECONDS)
-        os.killpg(0, signal.SIGKILL)  # what is left, the guard included
+        end_group(os.getpgrp(), server)  # its SIGKILL ends the guard too
 
 
 if __name__ == "__main__":
