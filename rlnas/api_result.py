@@ -141,13 +141,13 @@ class SearchResult:
 
     def _retrain(self, best: Trial, epochs: int | None):
         from rlnas.factory import load_task_data
-        from rlnas.final import final_data, train_final
+        from rlnas.final import final_blueprint, final_data, train_final
 
         f = self.config.final
         if epochs is not None:
             f = dataclasses.replace(f, epochs=epochs)
         data = final_data(load_task_data(self.config), f, seed=self.config.seed)
-        blueprint = self.space.blueprint(best.architecture)
+        blueprint = final_blueprint(self.space, best.architecture, f)
         model, _ = train_final(
             blueprint,
             data,

@@ -18,10 +18,11 @@ ensemble's weights, which needs examples the members never saw.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,17 @@ def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
         fit_description=f"{what} ({len(y)} examples)",
         encoding=data.encoding,
     )
+
+
+def final_blueprint(space: Any, decisions: Mapping[str, Any], cfg: FinalConfig) -> Any:
+    """The blueprint a final model of ``decisions`` trains: the searched child with final
+    training's own augmentation (``final.augment``, where set) and width
+    (``final.width_multiplier``)."""
+    blueprint = space.blueprint(decisions)
+    if cfg.augment is not None:
+        training = dataclasses.replace(blueprint.training, augment=cfg.augment)
+        blueprint = dataclasses.replace(blueprint, training=training)
+    return space.widen(blueprint, cfg.width_multiplier)
 
 
 # -- training -----------------------------------------------------------------------------

@@ -33,6 +33,11 @@ class FinalConfig:
     augment: Annotated[str | None, OneOf(("none", "light", "strong"))] = None
     """Data augmentation of final training (none, light, strong); ``None``: each child's own
     ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
+    width_multiplier: Annotated[float, Range(gt=0, le=16, note="1: as searched")] = 1.0
+    """Train final models with this many times the searched filters in every layer
+    (``layers``: each conv and sepconv layer's, rounded; ``nasnet``: the stem's and the
+    cells'): searched small, trained wide, as NASNet and ENAS trained theirs. Time per epoch
+    grows about as the square of the factor, so within ``budget_seconds`` fewer epochs run."""
     label_smoothing: Annotated[float, Range(ge=0, lt=1, note="0: the plain labels")] = 0.0
     """Train final models against targets that give this much of the probability mass to the
     other classes, evenly (Szegedy et al. 2016; NASNet's final training used 0.1); 0: the

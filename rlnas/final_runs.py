@@ -35,6 +35,7 @@ from rlnas.final import (
     FinalData,
     RegressionReport,
     check_test_time_views,
+    final_blueprint,
     final_data,
     predict,
     score,
@@ -111,11 +112,7 @@ def prepare(
     members = []
     for child in top:
         decisions = decode_decisions(space, child)
-        blueprint = space.blueprint(decisions)
-        if cfg.final.augment is not None:  # final training's own augmentation
-            training = dataclasses.replace(blueprint.training, augment=cfg.final.augment)
-            blueprint = dataclasses.replace(blueprint, training=training)
-        members.append((child, decisions, blueprint))
+        members.append((child, decisions, final_blueprint(space, decisions, cfg.final)))
     name = cfg.final.model_name or f"rlnas-{steps.task_label(cfg)}-{steps.space_label(cfg)}"
     data = final_data(task, cfg.final, seed=cfg.seed)
     return Plan(uri, client, search, cfg, data, members, name)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
-from rlnas.errors import SpaceError, did_you_mean
+from rlnas.errors import FieldError, SpaceError, did_you_mean
 
 Value = Union[str, int, float, bool, None]  # noqa: UP007 (a runtime alias)
 
@@ -275,6 +275,26 @@ class Space(ABC):
     def blueprint(self, values: Mapping[str, Value]) -> Any:
         """The blueprint of a recorded architecture (``replay`` without the sample)."""
         return self.replay(values)[1]
+
+    def widen(self, blueprint: Any, factor: float) -> Any:
+        """``blueprint`` with ``factor`` times the filters of every layer, for a final model
+        trained wider than the searched child (``final.width_multiplier``). Spaces whose
+        blueprints carry widths override this (and set ``widens``); the rest accept 1 only."""
+        self.check_width(factor)
+        return blueprint
+
+    widens: bool = False
+    """Whether :meth:`widen` scales this space's blueprints."""
+
+    def check_width(self, factor: float) -> None:
+        """Refuse a ``final.width_multiplier`` this space cannot apply (said when a search
+        starts, not when ``rlnas final`` runs)."""
+        if factor != 1 and not self.widens:
+            raise FieldError(
+                "final.width_multiplier",
+                factor,
+                f"1 for space `{self.name}` (its blueprints have no widths rlnas can scale)",
+            )
 
 
 class _Run(GridChoices):

@@ -323,6 +323,8 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         "pixels in 0..8",
         ("--set", "final.label_smoothing=1"): "`final.label_smoothing`: expected a number in "
         "[0, 1) (0: the plain labels), got 1",
+        ("--set", "final.width_multiplier=0"): "`final.width_multiplier`: expected a number "
+        "in (0, 16] (1: as searched), got 0",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -654,3 +656,18 @@ def test_a_final_model_keeps_the_batch_norm_statistics_of_its_trained_weights():
     ) == len(norms)
     for layer, old in zip(norms, before):
         np.testing.assert_allclose(np.array(layer.moving_variance), old, rtol=1e-4, atol=1e-6)
+
+
+def test_a_final_model_trains_with_the_multiplied_filters_of_its_child(done):
+    root, uri, run_id, _ = done
+    argv = ["final", run_id, "--uri", uri, "--top-k", "1", "--epochs", "1"]
+    flags = ["--width-multiplier", "2", "--set", "final.register=false"]
+    assert cli.main([*argv, *flags, "--summary", str(root / "w.json")]) == 0
+    (model,) = json.loads((root / "w.json").read_text())["models"]
+    client = mlflow.MlflowClient(uri)
+    params = client.get_run(model["run_id"]).data.params
+    assert float(params["final.width_multiplier"]) == 2
+    net = keras.saving.load_model(download_model(client, model["run_id"], root / "w"))
+    for i in range(2):  # CONFIG: two layers, each a conv or a sepconv
+        op, filters = params[f"layer_{i}/op"], int(params[f"layer_{i}/filters"])
+        assert net.get_layer(f"layer{i}_{op}").filters == 2 * filters

@@ -164,3 +164,23 @@ def test_fixed_reductions_halve_the_size_and_mask_the_strides_after_them():
         from_dict(Config, {"layers": {"num_layers": 3, "reduce_after": [3]}})
     with pytest.raises(ConfigError, match=r"`layers.reduce_after`: expected \[\] for flat"):
         LayersSpace(LayersConfig(reduce_after=(1,)), FLAT)
+
+
+def test_widen_scales_the_filters_of_conv_layers_only_and_keeps_the_rest():
+    cfg = LayersConfig(num_layers=4, operations=("conv", "sepconv", "maxpool", "identity"))
+    space = LayersSpace(cfg, DIGITS)
+    seen = set()
+    for _, blueprint in random_samples(space, 40):
+        wide = space.widen(blueprint, 1.5)
+        assert wide.training == blueprint.training and wide.reduce_after == blueprint.reduce_after
+        for old, new in zip(blueprint.layers, wide.layers, strict=True):
+            if old.filters is None:
+                assert new == old
+            else:
+                seen.add(old.op)
+                assert new.filters == max(1, round(old.filters * 1.5))
+                assert (new.op, new.kernel, new.stride, new.skips) == (
+                    old.op, old.kernel, old.stride, old.skips,
+                )  # fmt: skip
+        assert space.widen(blueprint, 1) == blueprint
+    assert seen == {"conv", "sepconv"}

@@ -217,3 +217,14 @@ def test_random_cells_build_and_the_child_evaluator_trains_one_unchanged():
     )
     assert 0.0 <= outcome.reward <= 1.0 and outcome.metrics["params"] > 0
     assert "cell0" in outcome.texts["model_summary.txt"]
+
+
+def test_widen_scales_the_stem_and_the_cells_filters():
+    space = NasnetSpace(NasnetConfig(stem_filters=24, filters=10), FASHION)
+    _, blueprint = next(random_samples(space, 1))
+    wide = space.widen(blueprint, 2.5)
+    assert (wide.stem_filters, wide.filters) == (60, 25)
+    assert (wide.normal, wide.reduction, wide.training) == (
+        blueprint.normal, blueprint.reduction, blueprint.training,
+    )  # fmt: skip
+    assert space.widen(blueprint, 0.01).filters == 2  # never below 2

@@ -245,6 +245,11 @@ def test_a_user_space_search_resumes_after_an_interrupt(tmp_path, monkeypatch):
         ("space: not-a-path", "`space`: expected one of layers, nb201, nasnet, or an import"),
         ("strategy: user_models:build", "`strategy`: expected a subclass of rlnas.strategies"),
         ("child: {train: user_models:NOT_CALLABLE}", "`child.train`: expected a callable"),
+        (
+            "final: {width_multiplier: 2}",
+            "`final.width_multiplier`: expected 1 for space `user_models:build` (its "
+            "blueprints have no widths",
+        ),
     ],
 )
 def test_bad_user_code_stops_with_one_line_and_no_mlflow_run(tmp_path, capsys, setting, message):

@@ -50,6 +50,12 @@ def register(subparsers) -> None:
         help="retrain the front's most accurate member within this latency (needs a latency "
         "objective)",
     )
+    p.add_argument(
+        "--width-multiplier",
+        type=float,
+        metavar="W",
+        help="train W times the searched filters in every layer (final.width_multiplier)",
+    )
     p.add_argument("--ensemble", action="store_true", help="also evaluate their average")
     p.add_argument(
         "--weighted",
@@ -85,6 +91,8 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         out.append(f"final.top_k={args.top_k}")
     if args.epochs is not None:
         out.append(f"final.epochs={args.epochs}")
+    if args.width_multiplier is not None:
+        out.append(f"final.width_multiplier={args.width_multiplier}")
     if args.ensemble or args.weighted:
         out.append("final.ensemble=true")
     if args.weighted:

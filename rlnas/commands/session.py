@@ -88,6 +88,7 @@ def prepare(
             log.warning("%s", note)
         splits = {"training": (data.x_train, data.y_train), "validation": (data.x_val, data.y_val)}
         tracker.datasets = (splits, task_label(cfg))
+    space.check_width(cfg.final.width_multiplier)  # now, not when `rlnas final` runs
     if cfg.final.test_time_flip or cfg.final.test_time_shift:  # now, not hours later
         check_test_time_views(cfg.final, cfg.task.name, factory.load_task_data(cfg).spec)
     strategy = _strategy(cfg, space, tracker.tracking_uri, warm=resume is None)

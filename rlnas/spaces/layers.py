@@ -26,7 +26,7 @@ with batch normalisation and the activation, ``identity`` passes its input on; p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated
 
 from rlnas.errors import MAY_BE_EMPTY, FieldError, require
@@ -114,6 +114,7 @@ class LayersSpace(Space):
     """Macro search over a chain of layers with skips, plus training hyperparameters."""
 
     name = "layers"
+    widens = True
 
     def __init__(self, cfg: LayersConfig, spec: TaskSpec) -> None:
         if spec.input_kind not in ("image", "sequence", "flat"):
@@ -180,6 +181,17 @@ class LayersSpace(Space):
             )
         training = declare_training(d, cfg)
         return LayersBlueprint(tuple(layers), training, tuple(sorted(cfg.reduce_after)))
+
+    def widen(self, blueprint: LayersBlueprint, factor: float) -> LayersBlueprint:
+        """``factor`` times the filters (units, for flat inputs) of every conv and sepconv
+        layer, rounded, at least 1; pooling and identity layers are as they were."""
+        layers = tuple(
+            replace(layer, filters=max(1, round(layer.filters * factor)))
+            if layer.filters is not None
+            else layer
+            for layer in blueprint.layers
+        )
+        return replace(blueprint, layers=layers)
 
     def _stride_mask(self, size: list[int]) -> list[bool]:
         """Strides no larger than the smallest spatial size (the smallest stride if none)."""

@@ -23,7 +23,7 @@ any training. :meth:`NasnetSpace.declare` returns a framework-free :class:`Nasne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
 from rlnas.errors import ConfigError, FieldError
@@ -122,6 +122,7 @@ class NasnetSpace(Space):
     """Cell search (a Normal and a Reduction cell) plus training hyperparameters."""
 
     name = "nasnet"
+    widens = True
 
     def __init__(self, cfg: NasnetConfig, spec: TaskSpec) -> None:
         if spec.input_kind != "image":
@@ -168,4 +169,13 @@ class NasnetSpace(Space):
             stem_filters=cfg.stem_filters,
             filters=cfg.filters,
             separable_repeats=cfg.separable_repeats,
+        )
+
+    def widen(self, blueprint: NasnetBlueprint, factor: float) -> NasnetBlueprint:
+        """``factor`` times the stem's and the cells' filters (rounded, at least 2), as NASNet
+        and ENAS trained their final networks with more filters than the searched ones."""
+        return replace(
+            blueprint,
+            stem_filters=max(2, round(blueprint.stem_filters * factor)),
+            filters=max(2, round(blueprint.filters * factor)),
         )
