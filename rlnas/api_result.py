@@ -86,7 +86,9 @@ class SearchResult:
     def best_model(self, retrain: bool = False, epochs: int | None = None):
         """The best child as a Keras model: with its trained weights (kept with
         ``keep_weights``), or with ``retrain=True`` built afresh and trained on the training
-        and validation splits as ``rlnas final`` trains (``final.epochs`` or ``epochs``)."""
+        and validation splits as ``rlnas final`` trains (``final.epochs`` or ``epochs``, within
+        ``final.budget_seconds``; ``final.augment``, ``final.width_multiplier`` and
+        ``final.label_smoothing``)."""
         best = self.best
         if best is None:
             raise ConfigError(f"best_model(): search {self.run_id} has no completed child.")
@@ -154,6 +156,7 @@ class SearchResult:
             epochs=f.epochs,
             schedule=f.schedule,
             seed=self.config.seed,
+            budget_seconds=f.budget_seconds,
             label_smoothing=f.label_smoothing,
         )
         return model
