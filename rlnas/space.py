@@ -279,17 +279,15 @@ class Space(ABC):
     def widen(self, blueprint: Any, factor: float) -> Any:
         """``blueprint`` with ``factor`` times the filters of every layer, for a final model
         trained wider than the searched child (``final.width_multiplier``). Spaces whose
-        blueprints carry widths override this (and set ``widens``); the rest accept 1 only."""
+        blueprints carry widths override this; the rest accept 1 only."""
         self.check_width(factor)
         return blueprint
 
-    widens: bool = False
-    """Whether :meth:`widen` scales this space's blueprints."""
-
     def check_width(self, factor: float) -> None:
         """Refuse a ``final.width_multiplier`` this space cannot apply (said when a search
-        starts, not when ``rlnas final`` runs)."""
-        if factor != 1 and not self.widens:
+        starts, not when ``rlnas final`` runs): any but 1 unless the space overrides
+        :meth:`widen`."""
+        if factor != 1 and type(self).widen is Space.widen:
             raise FieldError(
                 "final.width_multiplier",
                 factor,

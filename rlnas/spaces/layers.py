@@ -114,7 +114,6 @@ class LayersSpace(Space):
     """Macro search over a chain of layers with skips, plus training hyperparameters."""
 
     name = "layers"
-    widens = True
 
     def __init__(self, cfg: LayersConfig, spec: TaskSpec) -> None:
         if spec.input_kind not in ("image", "sequence", "flat"):

@@ -122,7 +122,6 @@ class NasnetSpace(Space):
     """Cell search (a Normal and a Reduction cell) plus training hyperparameters."""
 
     name = "nasnet"
-    widens = True
 
     def __init__(self, cfg: NasnetConfig, spec: TaskSpec) -> None:
         if spec.input_kind != "image":
