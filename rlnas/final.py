@@ -116,11 +116,16 @@ def final_data(data: TaskData, cfg: FinalConfig, seed: int) -> FinalData:
 
 def final_blueprint(space: Any, decisions: Mapping[str, Any], cfg: FinalConfig) -> Any:
     """The blueprint a final model of ``decisions`` trains: the searched child with final
-    training's own augmentation (``final.augment``, where set) and width
-    (``final.width_multiplier``)."""
+    training's own augmentation, optimizer, learning rate and weight decay (``final.augment``
+    ... ``final.weight_decay``, where set) and width (``final.width_multiplier``)."""
     blueprint = space.blueprint(decisions)
-    if cfg.augment is not None:
-        training = dataclasses.replace(blueprint.training, augment=cfg.augment)
+    recipe = {
+        name: value
+        for name in ("augment", "optimizer", "learning_rate", "weight_decay")
+        if (value := getattr(cfg, name)) is not None
+    }
+    if recipe:
+        training = dataclasses.replace(blueprint.training, **recipe)
         blueprint = dataclasses.replace(blueprint, training=training)
     return space.widen(blueprint, cfg.width_multiplier)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from rlnas.errors import require
 from rlnas.rules import NonEmpty, OneOf, Range, check_fields
+from rlnas.spaces.training import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,18 @@ class FinalConfig:
     augment: Annotated[str | None, OneOf(("none", "light", "strong"))] = None
     """Data augmentation of final training (none, light, strong); ``None``: each child's own
     ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
+    optimizer: Annotated[str | None, OneOf(OPTIMIZERS)] = None
+    """Optimizer of final training (adam, sgd: Nesterov momentum 0.9, rmsprop, adamw);
+    ``None``: each child's own ``train/optimizer``. The search picks what learns fastest in
+    a child's few epochs; the papers' final trainings (NASNet, ENAS, DARTS) used SGD with
+    momentum and a cosine schedule whatever they searched with."""
+    learning_rate: Annotated[float | None, Range(gt=0)] = None
+    """Peak learning rate of final training (the cosine schedule decays it); ``None``: each
+    child's own ``train/learning_rate``. Set it with ``optimizer``: a rate that suits Adam
+    (about 1e-3) is far too small for SGD (about 0.05)."""
+    weight_decay: Annotated[float | None, Range(ge=0)] = None
+    """Weight decay of final training (decoupled for adamw, an L2 penalty otherwise, as in
+    the search); ``None``: each child's own ``train/weight_decay``."""
     width_multiplier: Annotated[float, Range(gt=0, le=16, note="1: as searched")] = 1.0
     """Train final models with this many times the searched filters in every layer
     (``layers``: each conv and sepconv layer's, rounded; ``nasnet``: the stem's and the

@@ -325,6 +325,9 @@ def test_bad_final_settings_fail_with_one_line_and_status_2(done, capsys):
         "[0, 1) (0: the plain labels), got 1",
         ("--set", "final.width_multiplier=0"): "`final.width_multiplier`: expected a number "
         "in (0, 16] (1: as searched), got 0",
+        ("--set", "final.optimizer=lion"): "`final.optimizer`: expected one of",
+        ("--set", "final.learning_rate=0"): "`final.learning_rate`: expected a number > 0",
+        ("--set", "final.weight_decay=-1"): "`final.weight_decay`: expected a number >= 0",
     }
     for flags, expected in cases.items():
         assert cli.main(["final", run_id, "--uri", uri, *flags]) == 2
@@ -658,10 +661,14 @@ def test_a_final_model_keeps_the_batch_norm_statistics_of_its_trained_weights():
         np.testing.assert_allclose(np.array(layer.moving_variance), old, rtol=1e-4, atol=1e-6)
 
 
-def test_a_final_model_trains_with_the_multiplied_filters_of_its_child(done):
+def test_a_final_model_trains_with_the_multiplied_filters_and_the_final_recipe(done):
+    """final.width_multiplier widens the child; final.optimizer, learning_rate and
+    weight_decay replace its searched training (the child's own: adam)."""
     root, uri, run_id, _ = done
     argv = ["final", run_id, "--uri", uri, "--top-k", "1", "--epochs", "1"]
     flags = ["--width-multiplier", "2", "--set", "final.register=false"]
+    flags += ["--set", "final.optimizer=sgd", "--set", "final.learning_rate=0.07"]
+    flags += ["--set", "final.weight_decay=0.0003", "--set", "final.schedule=constant"]
     assert cli.main([*argv, *flags, "--summary", str(root / "w.json")]) == 0
     (model,) = json.loads((root / "w.json").read_text())["models"]
     client = mlflow.MlflowClient(uri)
@@ -671,3 +678,11 @@ def test_a_final_model_trains_with_the_multiplied_filters_of_its_child(done):
     for i in range(2):  # CONFIG: two layers, each a conv or a sepconv
         op, filters = params[f"layer_{i}/op"], int(params[f"layer_{i}/filters"])
         assert net.get_layer(f"layer{i}_{op}").filters == 2 * filters
+    assert params["train/optimizer"] == "adam"  # as searched; trained as the config says:
+    assert type(net.optimizer).__name__ == "SGD" and net.optimizer.nesterov
+    assert float(net.optimizer.learning_rate) == pytest.approx(0.07)
+    assert json.loads(params["final.optimizer"]) == "sgd"
+    assert float(params["final.weight_decay"]) == 3e-4
+    kernel = net.get_layer(f"layer0_{params['layer_0/op']}")
+    decay = kernel.kernel_regularizer or kernel.depthwise_regularizer
+    assert decay.l2 == pytest.approx(3e-4 / 2)
