@@ -65,7 +65,8 @@ def main() -> None:
 
     base = load_config(args.config)
     configs = [
-        load_config(args.config, overrides=[f"{k}={v}" for k, v in v.items()]) for v in variants
+        load_config(args.config, overrides=[f"{key}={value}" for key, value in pairs.items()])
+        for pairs in variants
     ]
     task = load_splits(dataclasses.replace(base.task, train_subset=None))
     x_fit, y_fit, x_out, y_out = task.x_train, task.y_train, task.x_val, task.y_val

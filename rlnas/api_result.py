@@ -87,8 +87,8 @@ class SearchResult:
         """The best child as a Keras model: with its trained weights (kept with
         ``keep_weights``), or with ``retrain=True`` built afresh and trained on the training
         and validation splits as ``rlnas final`` trains (``final.epochs`` or ``epochs``, within
-        ``final.budget_seconds``; ``final.augment``, ``final.width_multiplier`` and
-        ``final.label_smoothing``)."""
+        ``final.budget_seconds``; final training's recipe and width as
+        :func:`rlnas.final.final_blueprint` applies them, and ``final.label_smoothing``)."""
         best = self.best
         if best is None:
             raise ConfigError(f"best_model(): search {self.run_id} has no completed child.")

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from rlnas.errors import require
 from rlnas.rules import NonEmpty, OneOf, Range, check_fields
-from rlnas.spaces.training import OPTIMIZERS
+from rlnas.spaces.training import AUGMENTATIONS, OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class FinalConfig:
     train_subset: Annotated[int | None, Range(ge=10)] = None
     """Train final models on this many examples (stratified); ``None``: all of them (the
     search's ``task.train_subset`` does not apply to final training)."""
-    augment: Annotated[str | None, OneOf(("none", "light", "strong"))] = None
+    augment: Annotated[str | None, OneOf(AUGMENTATIONS)] = None
     """Data augmentation of final training (none, light, strong); ``None``: each child's own
     ``train/augment``. A few epochs of a child rarely reward augmentation, long training does."""
     optimizer: Annotated[str | None, OneOf(OPTIMIZERS)] = None
