@@ -25,7 +25,7 @@ ONE_TRAINING = dict(
 )
 
 
-def _space(kind: str) -> LayersSpace:
+def _space(kind: str, stem: int | None = None) -> LayersSpace:
     if kind == "sequence":
         spec = TaskSpec(input_shape=(24, 1), input_kind="sequence", num_classes=5)
         reduce = (1,)
@@ -41,6 +41,7 @@ def _space(kind: str) -> LayersSpace:
         activations=("relu", "tanh", "gelu"),
         merges=("add",),
         reduce_after=reduce,
+        stem_filters=stem,
         **ONE_TRAINING,
     )
     return LayersSpace(cfg, spec)
@@ -51,9 +52,13 @@ def _architectures(space: LayersSpace, n: int, seed: int = 0):
     return [strategy.ask().architecture for _ in range(n)]
 
 
-@pytest.mark.parametrize("kind", ["sequence", "image"])
-def test_supernet_restricted_to_a_child_computes_the_standalone_child(kind):
-    space = _space(kind)
+@pytest.mark.parametrize(
+    "kind, stem",
+    # a stem narrower than the widest layer (padded), and one wider (the widest channels)
+    [("sequence", None), ("image", None), ("sequence", 6), ("image", 12)],
+)
+def test_supernet_restricted_to_a_child_computes_the_standalone_child(kind, stem):
+    space = _space(kind, stem)
     keras.utils.set_random_seed(1)
     net = SuperNet(space.cfg, space.spec)
     x = np.random.default_rng(0).normal(size=(16,) + space.spec.input_shape).astype("float32")
@@ -71,6 +76,9 @@ def test_supernet_restricted_to_a_child_computes_the_standalone_child(kind):
         checked_skips += sum(len(layer.skips) for layer in blueprint.layers)
         checked_projections += sum("proj" in name for name in weights)
     assert checked_skips and checked_projections  # the skips and projections were exercised
+    assert ("stem_conv" in weights) == (stem is not None)
+    if stem is not None:
+        assert model.get_layer("stem_conv").filters == stem
 
 
 def test_weights_differ_between_children_so_the_comparison_can_fail():

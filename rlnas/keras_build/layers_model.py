@@ -9,7 +9,8 @@ with ``keras.saving.load_model(path, safe_mode=True)`` and no ``custom_objects``
     compile_model(model, blueprint.training)
 
 Layout: input -> a table's embedded columns (:mod:`rlnas.keras_build.embed`) -> augmentation
-(training only) -> layers -> global average pooling
+(training only) -> the stem, if any (``LayersConfig.stem_filters``: a 3x3 convolution and
+batch normalisation) -> layers -> global average pooling
 (images, sequences) -> dropout -> the task's head (:mod:`rlnas.keras_build.head`:
 ``Dense(num_classes, softmax)``, or a linear output per regression target).
 
@@ -54,6 +55,8 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     reg = weight_regularizer(training)
     inputs = keras.Input(shape=spec.input_shape, name="input")
     x = augment_inputs(embed_columns(inputs, spec), training.augment, spec)
+    if blueprint.stem is not None:
+        x = _stem(x, blueprint.stem, kind, reg)
     outputs = []
     for i, layer in enumerate(blueprint.layers):
         y = _operation(x, layer, kind, reg, f"layer{i}")
@@ -114,6 +117,16 @@ def weight_regularizer(training: TrainingSpec) -> keras.regularizers.Regularizer
     if training.weight_decay == 0 or training.optimizer == "adamw":
         return None
     return keras.regularizers.L2(training.weight_decay / 2)
+
+
+def _stem(x, filters: int, kind: str, reg):
+    """ENAS's stem: a 3x3 convolution and batch normalisation, no activation (each searched
+    operation applies its own; a shared ReLU here dies in a super-network's warm-up)."""
+    conv = getattr(keras.layers, _LAYERS[kind][0])
+    x = conv(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name="stem_conv")(
+        x
+    )
+    return keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
 
 
 def _operation(x, layer: LayerSpec, kind: str, reg, name: str):

@@ -6,7 +6,8 @@ first ``f`` output channels of that operation (a slice of the largest), the rest
 activation is held at zero, so the next layer's kernel sees exactly the child's channels.
 Kernel sizes are separate operations (``conv`` 3 and ``conv`` 5 share nothing), as in ENAS.
 A skip from layer ``j`` into layer ``i`` has its own 1x1 projection, used when the widths
-differ, as in :mod:`rlnas.keras_build.layers_model`.
+differ, as in :mod:`rlnas.keras_build.layers_model`. A stem (``layers.stem_filters``) is one
+more convolution and batch normalisation that every child uses whole.
 
 The architecture enters the traced functions as tensors (:class:`Path`: the operation,
 activation, width mask and skips of every layer), and ``tf.switch_case`` runs the chosen
@@ -148,7 +149,9 @@ class SuperNet(SharedSteps):
             raise ValueError(f"the super-network needs image or sequence inputs, not {spec}")
         self.cfg = cfg
         self.rank = 2 if spec.input_kind == "image" else 1
-        self.channels = max(max(cfg.filters), spec.input_shape[-1])
+        self.stem = cfg.stem_filters  # a fixed convolution before the layers, or None
+        self.in_channels = self.stem or spec.input_shape[-1]  # what layer 0 sees
+        self.channels = max(max(cfg.filters), self.in_channels)
         self.layers_n = cfg.num_layers
         self.branches = [
             ("identity", 0) if op == "identity" else (op, k)
@@ -172,6 +175,13 @@ class SuperNet(SharedSteps):
     def _build_weights(self) -> None:
         c, r = self.channels, self.rank
         he = keras.initializers.HeNormal(seed=0)
+        if self.stem is not None:
+            shape = (3,) * r + (self.spec.input_shape[-1], self.stem)
+            self.stem_weights = {
+                "kernel": self.add_weight(shape, he, name="stem_kernel"),
+                "gamma": self.add_weight((self.stem,), "ones", name="stem_gamma"),
+                "beta": self.add_weight((self.stem,), "zeros", name="stem_beta"),
+            }
         self.op_weights: dict[tuple[int, int], dict[str, keras.Variable]] = {}
         for i in range(self.layers_n):
             for b, (op, k) in enumerate(self.branches):
@@ -217,7 +227,7 @@ class SuperNet(SharedSteps):
         skip = np.zeros((n, n), np.float32)
         project = np.zeros((n, n), np.float32)
         widths: list[int] = []
-        w_in = self.spec.input_shape[-1]
+        w_in = self.in_channels
         for i, layer in enumerate(blueprint.layers):
             branch[i] = self.branches.index((layer.op, layer.kernel or 0))
             weighted = layer.op in WEIGHTED_OPS
@@ -236,7 +246,10 @@ class SuperNet(SharedSteps):
     def forward(self, x, path: Path):
         """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
         branch, act, width, skip, project = path
-        pad = self.channels - self.spec.input_shape[-1]
+        if self.stem is not None:
+            y = tf.nn.convolution(x, self.stem_weights["kernel"], padding="SAME")
+            x = self._normalize(y, self.stem_weights)
+        pad = self.channels - self.in_channels
         if pad:
             x = tf.pad(x, [[0, 0]] * (self.rank + 1) + [[0, pad]])
         outputs = []
@@ -266,13 +279,16 @@ class SuperNet(SharedSteps):
                 y = tf.nn.convolution(x, w["kernel"], padding="SAME")
             else:
                 y = self._sepconv(x, w["depthwise"], w["pointwise"])
-            axes = list(range(self.rank + 1))
-            mean, var = tf.nn.moments(y, axes)
-            y = tf.nn.batch_normalization(y, mean, var, w["beta"], w["gamma"], BN_EPSILON)
+            y = self._normalize(y, w)
             fns = [(lambda a=a: _activation(a)(y)) for a in self.cfg.activations]
             return tf.switch_case(act, fns) * mask
 
         return weighted
+
+    def _normalize(self, y, w):
+        """Batch normalisation with the batch's statistics and ``w``'s scale and shift."""
+        mean, var = tf.nn.moments(y, list(range(self.rank + 1)))
+        return tf.nn.batch_normalization(y, mean, var, w["beta"], w["gamma"], BN_EPSILON)
 
     def _sepconv(self, x, depthwise, pointwise):
         if self.rank == 1:
@@ -310,7 +326,11 @@ class SuperNet(SharedSteps):
         """The weights of ``blueprint``'s layers, by the layer names of
         :func:`rlnas.keras_build.layers_model.build_model` (sliced from the shared ones)."""
         out: dict[str, list[np.ndarray]] = {}
-        w_in = self.spec.input_shape[-1]
+        if self.stem is not None:
+            stem = {k: np.asarray(v) for k, v in self.stem_weights.items()}
+            out["stem_conv"] = [stem["kernel"]]
+            out["stem_bn"] = [stem["gamma"], stem["beta"]]
+        w_in = self.in_channels
         widths: list[int] = []
         for i, layer in enumerate(blueprint.layers):
             b = self.branches.index((layer.op, layer.kernel or 0))

@@ -68,6 +68,11 @@ class _LayersNetwork:
     """Layers (0-based) followed by a fixed 2x2 max pooling that halves the spatial size,
     as the reduction points of NASNet and ENAS's macro space: downsampling at set depths
     instead of (or besides) searched strides (set ``strides: [1]`` to leave it to these)."""
+    stem_filters: Annotated[int | None, Range(ge=1, le=4096)] = None
+    """A fixed 3x3 convolution with this many filters, batch-normalised, before the searched
+    layers (ENAS's macro space starts with one; no activation, each searched operation has its
+    own), so that no child pools or skips the raw input before a convolution has seen it at
+    full resolution; ``None``: no stem. Image and sequence inputs."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class LayersBlueprint:
     training: TrainingSpec
     reduce_after: tuple[int, ...] = ()
     """Layers followed by a fixed 2x2 max pooling (``LayersConfig.reduce_after``)."""
+    stem: int | None = None
+    """Filters of the fixed stem convolution before the layers (``LayersConfig.stem_filters``)."""
 
 
 class LayersSpace(Space):
@@ -130,6 +137,12 @@ class LayersSpace(Space):
                 "layers.reduce_after",
                 list(cfg.reduce_after),
                 "[] for flat inputs (pooling needs spatial inputs)",
+            )
+        if spec.input_kind == "flat" and cfg.stem_filters is not None:
+            raise FieldError(
+                "layers.stem_filters",
+                cfg.stem_filters,
+                "null for flat inputs (the stem is a convolution, which needs spatial inputs)",
             )
         self.cfg = cfg
         self.spec = spec
@@ -179,18 +192,21 @@ class LayersSpace(Space):
                 )
             )
         training = declare_training(d, cfg)
-        return LayersBlueprint(tuple(layers), training, tuple(sorted(cfg.reduce_after)))
+        reduce_after = tuple(sorted(cfg.reduce_after))
+        return LayersBlueprint(tuple(layers), training, reduce_after, cfg.stem_filters)
 
     def widen(self, blueprint: LayersBlueprint, factor: float) -> LayersBlueprint:
-        """``factor`` times the filters (units, for flat inputs) of every conv and sepconv
-        layer, rounded, at least 1; pooling and identity layers are as they were."""
+        """``factor`` times the filters (units, for flat inputs) of the stem and of every
+        conv and sepconv layer, rounded, at least 1; pooling and identity layers are as they
+        were."""
         layers = tuple(
             replace(layer, filters=max(1, round(layer.filters * factor)))
             if layer.filters is not None
             else layer
             for layer in blueprint.layers
         )
-        return replace(blueprint, layers=layers)
+        stem = None if blueprint.stem is None else max(1, round(blueprint.stem * factor))
+        return replace(blueprint, layers=layers, stem=stem)
 
     def _stride_mask(self, size: list[int]) -> list[bool]:
         """Strides no larger than the smallest spatial size (the smallest stride if none)."""
