@@ -189,13 +189,13 @@ def test_widen_scales_the_filters_of_conv_layers_only_and_keeps_the_rest():
 def test_a_stem_is_in_every_blueprint_widens_and_is_checked():
     space = LayersSpace(LayersConfig(num_layers=3, stem_filters=24), DIGITS)
     blueprints = [bp for _, bp in random_samples(space, 10)]
-    assert {bp.stem for bp in blueprints} == {24}
-    assert space.widen(blueprints[0], 1.5).stem == 36
-    assert space.widen(blueprints[0], 0.01).stem == 1
+    assert {bp.stem_filters for bp in blueprints} == {24}
+    assert space.widen(blueprints[0], 1.5).stem_filters == 36
+    assert space.widen(blueprints[0], 0.01).stem_filters == 1
     # the stem is the config's, not a decision: the same decisions without it have none
     plain = LayersSpace(LayersConfig(num_layers=3), DIGITS)
     sample = next(random_samples(space, 1))[0]
-    assert plain.blueprint(dict(sample.architecture)).stem is None
+    assert plain.blueprint(dict(sample.architecture)).stem_filters is None
     with pytest.raises(
         ConfigError, match=r"`layers.stem_filters`: expected an integer in 1..4096 or null, got 0"
     ):

@@ -40,7 +40,12 @@ from rlnas.spaces.layers import LayersBlueprint, LayerSpec
 from rlnas.spaces.training import TrainingSpec
 from rlnas.tasks import TaskSpec
 
-__all__ = ["build_model", "classifier", "compile_model", "make_optimizer", "weight_regularizer"]
+__all__ = ["build_model", "classifier", "compile_model", "make_optimizer", "stem"]
+__all__ += ["weight_regularizer"]
+
+BN_MOMENTUM = 0.9
+"""Batch normalisation's momentum, as in ENAS (Keras's default: 0.99); children are validated
+with re-estimated statistics anyway (:mod:`rlnas.keras_build.batchnorm`)."""
 
 _LAYERS = {  # kind -> (conv, separable conv, max pool, avg pool)
     "image": ("Conv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D"),
@@ -55,8 +60,8 @@ def build_model(blueprint: LayersBlueprint, spec: TaskSpec) -> keras.Model:
     reg = weight_regularizer(training)
     inputs = keras.Input(shape=spec.input_shape, name="input")
     x = augment_inputs(embed_columns(inputs, spec), training.augment, spec)
-    if blueprint.stem is not None:
-        x = _stem(x, blueprint.stem, kind, reg)
+    if blueprint.stem_filters is not None:
+        x = stem(x, blueprint.stem_filters, kind, reg)
     outputs = []
     for i, layer in enumerate(blueprint.layers):
         y = _operation(x, layer, kind, reg, f"layer{i}")
@@ -119,14 +124,15 @@ def weight_regularizer(training: TrainingSpec) -> keras.regularizers.Regularizer
     return keras.regularizers.L2(training.weight_decay / 2)
 
 
-def _stem(x, filters: int, kind: str, reg):
-    """ENAS's stem: a 3x3 convolution and batch normalisation, no activation (each searched
-    operation applies its own; a shared ReLU here dies in a super-network's warm-up)."""
+def stem(x, filters: int, kind: str, reg):
+    """The stem of the `layers` and `nasnet` networks (NASNet's and ENAS's): a 3x3
+    convolution and batch normalisation, no activation (the operations after it apply their
+    own; a ReLU shared by every child dies in a super-network's warm-up)."""
     conv = getattr(keras.layers, _LAYERS[kind][0])
-    x = conv(filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name="stem_conv")(
-        x
+    make = conv(
+        filters, 3, padding="same", use_bias=False, kernel_regularizer=reg, name="stem_conv"
     )
-    return keras.layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(make(x))
 
 
 def _operation(x, layer: LayerSpec, kind: str, reg, name: str):
@@ -161,9 +167,7 @@ def _operation(x, layer: LayerSpec, kind: str, reg, name: str):
 
 
 def _normalize_activate(x, layer: LayerSpec, name: str):
-    # momentum 0.9 as in ENAS (Keras: 0.99); children are validated with re-estimated
-    # statistics anyway (rlnas.keras_build.batchnorm)
-    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.Activation(layer.activation, name=f"{name}_act")(x)
 
 

@@ -28,12 +28,11 @@ import keras
 
 from rlnas.keras_build.augment import augment_inputs
 from rlnas.keras_build.head import head
-from rlnas.keras_build.layers_model import weight_regularizer
+from rlnas.keras_build.layers_model import BN_MOMENTUM, stem, weight_regularizer
 from rlnas.spaces.nasnet import CellSpec, NasnetBlueprint
 from rlnas.tasks import TaskSpec
 
 L = keras.layers
-BN_MOMENTUM = 0.9  # as the `layers` builder (ENAS); Keras's default is 0.99
 
 
 def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Model:
@@ -45,11 +44,7 @@ def build_nasnet_model(blueprint: NasnetBlueprint, spec: TaskSpec) -> keras.Mode
     b = _Builder(reg, blueprint.separable_repeats)
     inputs = keras.Input(shape=spec.input_shape, name="input")
     x = augment_inputs(inputs, t.augment, spec)
-    x = L.Conv2D(
-        blueprint.stem_filters, 3, padding="same", use_bias=False, kernel_regularizer=reg,
-        name="stem_conv",
-    )(x)  # fmt: skip
-    x = L.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = stem(x, blueprint.stem_filters, spec.input_kind, reg)
     prev_prev = prev = x
     filters = blueprint.filters
     n = 0

@@ -149,8 +149,7 @@ class SuperNet(SharedSteps):
             raise ValueError(f"the super-network needs image or sequence inputs, not {spec}")
         self.cfg = cfg
         self.rank = 2 if spec.input_kind == "image" else 1
-        self.stem = cfg.stem_filters  # a fixed convolution before the layers, or None
-        self.in_channels = self.stem or spec.input_shape[-1]  # what layer 0 sees
+        self.in_channels = cfg.stem_filters or spec.input_shape[-1]  # what layer 0 sees
         self.channels = max(max(cfg.filters), self.in_channels)
         self.layers_n = cfg.num_layers
         self.branches = [
@@ -175,12 +174,13 @@ class SuperNet(SharedSteps):
     def _build_weights(self) -> None:
         c, r = self.channels, self.rank
         he = keras.initializers.HeNormal(seed=0)
-        if self.stem is not None:
-            shape = (3,) * r + (self.spec.input_shape[-1], self.stem)
+        stem = self.cfg.stem_filters
+        if stem is not None:
+            shape = (3,) * r + (self.spec.input_shape[-1], stem)
             self.stem_weights = {
                 "kernel": self.add_weight(shape, he, name="stem_kernel"),
-                "gamma": self.add_weight((self.stem,), "ones", name="stem_gamma"),
-                "beta": self.add_weight((self.stem,), "zeros", name="stem_beta"),
+                "gamma": self.add_weight((stem,), "ones", name="stem_gamma"),
+                "beta": self.add_weight((stem,), "zeros", name="stem_beta"),
             }
         self.op_weights: dict[tuple[int, int], dict[str, keras.Variable]] = {}
         for i in range(self.layers_n):
@@ -246,7 +246,7 @@ class SuperNet(SharedSteps):
     def forward(self, x, path: Path):
         """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
         branch, act, width, skip, project = path
-        if self.stem is not None:
+        if self.cfg.stem_filters is not None:
             y = tf.nn.convolution(x, self.stem_weights["kernel"], padding="SAME")
             x = self._normalize(y, self.stem_weights)
         pad = self.channels - self.in_channels
@@ -326,7 +326,7 @@ class SuperNet(SharedSteps):
         """The weights of ``blueprint``'s layers, by the layer names of
         :func:`rlnas.keras_build.layers_model.build_model` (sliced from the shared ones)."""
         out: dict[str, list[np.ndarray]] = {}
-        if self.stem is not None:
+        if self.cfg.stem_filters is not None:
             stem = {k: np.asarray(v) for k, v in self.stem_weights.items()}
             out["stem_conv"] = [stem["kernel"]]
             out["stem_bn"] = [stem["gamma"], stem["beta"]]

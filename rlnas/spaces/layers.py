@@ -113,7 +113,7 @@ class LayersBlueprint:
     training: TrainingSpec
     reduce_after: tuple[int, ...] = ()
     """Layers followed by a fixed 2x2 max pooling (``LayersConfig.reduce_after``)."""
-    stem: int | None = None
+    stem_filters: int | None = None
     """Filters of the fixed stem convolution before the layers (``LayersConfig.stem_filters``)."""
 
 
@@ -199,14 +199,12 @@ class LayersSpace(Space):
         """``factor`` times the filters (units, for flat inputs) of the stem and of every
         conv and sepconv layer, rounded, at least 1; pooling and identity layers are as they
         were."""
-        layers = tuple(
-            replace(layer, filters=max(1, round(layer.filters * factor)))
-            if layer.filters is not None
-            else layer
-            for layer in blueprint.layers
-        )
-        stem = None if blueprint.stem is None else max(1, round(blueprint.stem * factor))
-        return replace(blueprint, layers=layers, stem=stem)
+
+        def scale(filters: int | None) -> int | None:
+            return None if filters is None else max(1, round(filters * factor))
+
+        layers = tuple(replace(layer, filters=scale(layer.filters)) for layer in blueprint.layers)
+        return replace(blueprint, layers=layers, stem_filters=scale(blueprint.stem_filters))
 
     def _stride_mask(self, size: list[int]) -> list[bool]:
         """Strides no larger than the smallest spatial size (the smallest stride if none)."""
