@@ -81,6 +81,22 @@ def test_supernet_restricted_to_a_child_computes_the_standalone_child(kind, stem
         assert model.get_layer("stem_conv").filters == stem
 
 
+@pytest.mark.parametrize("stem", [None, 6])
+def test_layer_zero_reads_the_input_channels_not_the_widest_layer(stem):
+    """Padding a 1-channel input to the widest layer's channels would make layer 0's
+    convolutions cost as much as a full-width layer's: its kernels read what comes in."""
+    space = _space("image", stem)
+    net = SuperNet(space.cfg, space.spec)
+    seen = stem or space.spec.input_shape[-1]
+    first = [w for (i, _), w in net.op_weights.items() if i == 0]
+    later = [w for (i, _), w in net.op_weights.items() if i == 1]
+    assert first and later
+    for w in first:
+        assert (w["kernel"] if "kernel" in w else w["pointwise"]).shape[-2] == seen
+    for w in later:
+        assert (w["kernel"] if "kernel" in w else w["pointwise"]).shape[-2] == net.channels
+
+
 def test_weights_differ_between_children_so_the_comparison_can_fail():
     space = _space("sequence")
     net = SuperNet(space.cfg, space.spec)

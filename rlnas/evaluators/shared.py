@@ -38,8 +38,10 @@ from rlnas.space import Architecture, Space
 from rlnas.tasks import TaskData
 from rlnas.trial import Outcome
 
-SUPERNET_VERSION = 1
-"""Part of the fingerprint: raise it when the super-network changes what a reward means."""
+SUPERNET_VERSION = 2
+"""Part of the fingerprint: raise it when the super-network changes what a reward means or
+the shapes of its weights (2: layer 0 of the `layers` super-network reads the input's own
+channels)."""
 WEIGHTS_FILE = "shared_weights.npz"
 
 

@@ -4,6 +4,9 @@ Each layer position holds the weights of every operation once, at the largest wi
 (the most filters, or the input's channels if more): a child with ``f`` filters uses the
 first ``f`` output channels of that operation (a slice of the largest), the rest of every
 activation is held at zero, so the next layer's kernel sees exactly the child's channels.
+Layer 0's kernels read the input's own channels (or the stem's), not ``C``: padding a
+1-channel image to 128 channels made a 5x5 convolution at full resolution cost 128 times
+what it computes, most of a Fashion-MNIST step (benchmarks/RESULTS.md).
 Kernel sizes are separate operations (``conv`` 3 and ``conv`` 5 share nothing), as in ENAS.
 A skip from layer ``j`` into layer ``i`` has its own 1x1 projection, used when the widths
 differ, as in :mod:`rlnas.keras_build.layers_model`. A stem (``layers.stem_filters``) is one
@@ -184,16 +187,17 @@ class SuperNet(SharedSteps):
             }
         self.op_weights: dict[tuple[int, int], dict[str, keras.Variable]] = {}
         for i in range(self.layers_n):
+            c_in = self.in_channels if i == 0 else c  # layer 0 reads the input as it is
             for b, (op, k) in enumerate(self.branches):
                 if op not in WEIGHTED_OPS:
                     continue
                 w: dict[str, keras.Variable] = {}
                 name = f"l{i}_{op}{k}"
                 if op == "conv":
-                    w["kernel"] = self.add_weight((k,) * r + (c, c), he, name=name + "_kernel")
+                    w["kernel"] = self.add_weight((k,) * r + (c_in, c), he, name=name + "_kernel")
                 else:
-                    w["depthwise"] = self.add_weight((k,) * r + (c, 1), he, name=name + "_dw")
-                    w["pointwise"] = self.add_weight((c, c), he, name=name + "_pw")
+                    w["depthwise"] = self.add_weight((k,) * r + (c_in, 1), he, name=name + "_dw")
+                    w["pointwise"] = self.add_weight((c_in, c), he, name=name + "_pw")
                 w["gamma"] = self.add_weight((c,), "ones", name=name + "_gamma")
                 w["beta"] = self.add_weight((c,), "zeros", name=name + "_beta")
                 self.op_weights[i, b] = w
@@ -249,9 +253,6 @@ class SuperNet(SharedSteps):
         if self.cfg.stem_filters is not None:
             y = tf.nn.convolution(x, self.stem_weights["kernel"], padding="SAME")
             x = self._normalize(y, self.stem_weights)
-        pad = self.channels - self.in_channels
-        if pad:
-            x = tf.pad(x, [[0, 0]] * (self.rank + 1) + [[0, pad]])
         outputs = []
         for i in range(self.layers_n):
             mask = width[i]
@@ -268,10 +269,12 @@ class SuperNet(SharedSteps):
 
     def _branch_fn(self, i: int, b: int, x, act, mask):
         op, k = self.branches[b]
-        if op == "identity":
-            return lambda: tf.identity(x)
-        if op in ("maxpool", "avgpool"):
-            return lambda: self._pool(op[:3], x, k, strides=1)
+        if op in ("identity", "maxpool", "avgpool"):
+            pad = self.channels - x.shape[-1]  # layer 0's input to the width of every branch
+            widen = [[0, 0]] * (self.rank + 1) + [[0, pad]]
+            if op == "identity":
+                return lambda: tf.pad(x, widen) if pad else tf.identity(x)
+            return lambda: tf.pad(self._pool(op[:3], x, k, strides=1), widen)
         w = self.op_weights[i, b]
 
         def weighted():
