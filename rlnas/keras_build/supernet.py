@@ -1,12 +1,13 @@
 """A Keras 3 super-network of the `layers` space: every child is a path through it.
 
 Each layer position holds the weights of every operation once, at the largest width ``C``
-(the most filters, or the input's channels if more): a child with ``f`` filters uses the
-first ``f`` output channels of that operation (a slice of the largest), the rest of every
-activation is held at zero, so the next layer's kernel sees exactly the child's channels.
-Layer 0's kernels read the input's own channels (or the stem's), not ``C``: padding a
-1-channel image to 128 channels made a 5x5 convolution at full resolution cost 128 times
-what it computes, most of a Fashion-MNIST step (benchmarks/RESULTS.md).
+(the most filters, or the input's channels if more): a child with ``f`` filters computes
+with the first ``f`` output channels of that operation's weights, a slice of the largest
+(``tf.slice`` with sizes from the path, so the activations are the child's own width).
+A 32-filter layer therefore costs what a 32-filter layer costs, and layer 0 reads the
+input's own channels: the earlier form computed every layer at ``C`` channels and masked
+the extra ones to zero, which made a Fashion-MNIST training step 3.9 times slower
+(benchmarks/RESULTS.md).
 Kernel sizes are separate operations (``conv`` 3 and ``conv`` 5 share nothing), as in ENAS.
 A skip from layer ``j`` into layer ``i`` has its own 1x1 projection, used when the widths
 differ, as in :mod:`rlnas.keras_build.layers_model`. A stem (``layers.stem_filters``) is one
@@ -14,7 +15,7 @@ more convolution and batch normalisation that every child uses whole.
 
 The architecture enters the traced functions as tensors (:class:`Path`: the operation,
 activation, width mask and skips of every layer), and ``tf.switch_case`` runs the chosen
-operation only (skips are masked sums: a 1x1 projection costs little), so a new child never
+operation only (``tf.cond`` adds a skip, projected when the widths differ), so a new child never
 traces a new graph: one ``train_step`` and one ``eval_step`` graph serve every child
 (``traces`` counts the tracings)::
 
@@ -250,41 +251,58 @@ class SuperNet(SharedSteps):
     def forward(self, x, path: Path):
         """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
         branch, act, width, skip, project = path
+        widths = tf.cast(tf.reduce_sum(width, axis=1), tf.int32)  # each layer's output channels
         if self.cfg.stem_filters is not None:
             y = tf.nn.convolution(x, self.stem_weights["kernel"], padding="SAME")
             x = self._normalize(y, self.stem_weights)
         outputs = []
         for i in range(self.layers_n):
-            mask = width[i]
-            fns = [self._branch_fn(i, b, x, act[i], mask) for b in range(len(self.branches))]
+            w_in = widths[i - 1] if i else self.in_channels  # the channels x has
+            cut = self._cuts(w_in, widths[i])
+            fns = [self._branch_fn(i, b, x, act[i], cut) for b in range(len(self.branches))]
             y = tf.switch_case(branch[i], fns)
             for j in range(i - 1) if self.cfg.skip_connections else ():
-                y = self._skip(y, outputs[j], i, j, skip[i, j], project[i, j], mask)
+                y = self._skip(y, outputs[j], i, j, skip[i, j], project[i, j], widths[j], widths[i])
             if i in self.cfg.reduce_after:
                 y = self._pool("max", y, 2, strides=2)
             outputs.append(y)
             x = y
         pooled = tf.reduce_mean(x, axis=list(range(1, self.rank + 1)))
-        return tf.matmul(pooled, self.head) + self.head_bias
+        return tf.matmul(pooled, self.head[: tf.shape(pooled)[-1]]) + self.head_bias
 
-    def _branch_fn(self, i: int, b: int, x, act, mask):
+    def _cuts(self, w_in, w_out) -> dict[str, tuple]:
+        """The (begin, size) of the slice of each kind of weight that a layer reading
+        ``w_in`` channels and writing ``w_out`` uses, by weight name and kernel size. Made
+        outside the branches: sizes computed inside a branch become integer intermediates of
+        ``tf.switch_case``'s gradient, which TensorFlow's type inference then warns about."""
+        r = self.rank
+        cuts: dict[str, tuple] = {"pointwise": _cut(w_in, w_out), "vector": _cut(w_out)}
+        for k in self.cfg.kernel_sizes:
+            cuts[f"kernel{k}"] = _cut(*([k] * r), w_in, w_out)
+            cuts[f"depthwise{k}"] = _cut(*([k] * r), w_in, 1)
+        return cuts
+
+    def _branch_fn(self, i: int, b: int, x, act, cut):
+        """Branch ``b`` of layer ``i``: its operation on the slice ``cut`` of its weights
+        (the channels ``x`` has in, the layer's width out)."""
         op, k = self.branches[b]
-        if op in ("identity", "maxpool", "avgpool"):
-            pad = self.channels - x.shape[-1]  # layer 0's input to the width of every branch
-            widen = [[0, 0]] * (self.rank + 1) + [[0, pad]]
-            if op == "identity":
-                return lambda: tf.pad(x, widen) if pad else tf.identity(x)
-            return lambda: tf.pad(self._pool(op[:3], x, k, strides=1), widen)
+        if op == "identity":
+            return lambda: tf.identity(x)
+        if op in ("maxpool", "avgpool"):
+            return lambda: self._pool(op[:3], x, k, strides=1)
         w = self.op_weights[i, b]
 
         def weighted():
             if op == "conv":
-                y = tf.nn.convolution(x, w["kernel"], padding="SAME")
+                kernel = tf.slice(w["kernel"], *cut[f"kernel{k}"])
+                y = tf.nn.convolution(x, kernel, padding="SAME")
             else:
-                y = self._sepconv(x, w["depthwise"], w["pointwise"])
-            y = self._normalize(y, w)
+                depthwise = tf.slice(w["depthwise"], *cut[f"depthwise{k}"])
+                y = self._sepconv(x, depthwise, tf.slice(w["pointwise"], *cut["pointwise"]))
+            scale = {key: tf.slice(w[key], *cut["vector"]) for key in ("gamma", "beta")}
+            y = self._normalize(y, scale)
             fns = [(lambda a=a: _activation(a)(y)) for a in self.cfg.activations]
-            return tf.switch_case(act, fns) * mask
+            return tf.switch_case(act, fns)
 
         return weighted
 
@@ -305,12 +323,19 @@ class SuperNet(SharedSteps):
         fn = tf.nn.max_pool if kind == "max" else tf.nn.avg_pool
         return fn(x, [size] * self.rank, [strides] * self.rank, "SAME")
 
-    def _skip(self, y, e, i: int, j: int, on, project, mask):
-        """``y`` plus, when ``on``, layer ``j``'s output ``e`` (resized; projected when
-        ``project``): arithmetic, as a 1x1 projection costs little."""
-        r = self._resize(e, self.sizes[j][1], self.sizes[i][0])
-        projected = pointwise_conv(r, self.projections[i, j]) * mask
-        return y + on * (r + project * (projected - r))
+    def _skip(self, y, e, i: int, j: int, on, project, w_from, w_out):
+        """``y`` plus, when ``on``, layer ``j``'s output ``e`` (resized; projected to
+        ``w_out`` channels when ``project``)."""
+
+        cut = _cut(w_from, w_out)  # outside the branches, as in _cuts
+
+        def merged():
+            r = self._resize(e, self.sizes[j][1], self.sizes[i][0])
+            kernel = self.projections[i, j]
+            s = tf.cond(project > 0, lambda: pointwise_conv(r, tf.slice(kernel, *cut)), lambda: r)
+            return y + s
+
+        return tf.cond(on > 0, merged, lambda: y)
 
     def _resize(self, x, size: tuple[int, ...], target: tuple[int, ...]):
         """Average-pool ``x`` from ``size`` down to ``target`` (pad or crop to it exactly)."""
@@ -356,6 +381,13 @@ class SuperNet(SharedSteps):
             w_in = w_out
         out["classifier"] = [np.asarray(self.head)[:w_in], np.asarray(self.head_bias)]
         return out
+
+
+def _cut(*sizes) -> tuple:
+    """``tf.slice``'s (begin, size) for the leading ``sizes`` of a weight (ints or int32
+    scalar tensors)."""
+    size = tf.stack([tf.convert_to_tensor(v, tf.int32) for v in sizes])
+    return tf.zeros_like(size), size
 
 
 def _decays(variable) -> bool:
