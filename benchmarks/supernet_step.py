@@ -32,11 +32,12 @@ def _module_at(rev: str):
     source = subprocess.run(
         ["git", "show", f"{rev}:{MODULE}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    path = Path(tempfile.mkdtemp()) / f"supernet_{rev}.py"
-    path.write_text(source)
-    found = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:  # the file is read once, at import
+        path = Path(folder) / f"supernet_{rev}.py"
+        path.write_text(source)
+        found = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
     return module
 
 

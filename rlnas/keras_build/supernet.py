@@ -14,7 +14,7 @@ differ, as in :mod:`rlnas.keras_build.layers_model`. A stem (``layers.stem_filte
 more convolution and batch normalisation that every child uses whole.
 
 The architecture enters the traced functions as tensors (:class:`Path`: the operation,
-activation, width mask and skips of every layer), and ``tf.switch_case`` runs the chosen
+activation, width and skips of every layer), and ``tf.switch_case`` runs the chosen
 operation only (``tf.cond`` adds a skip, projected when the widths differ), so a new child never
 traces a new graph: one ``train_step`` and one ``eval_step`` graph serve every child
 (``traces`` counts the tracings)::
@@ -53,7 +53,7 @@ class Path(NamedTuple):
 
     branch: np.ndarray  # int32 [L]: index into SuperNet.branches
     activation: np.ndarray  # int32 [L]: index into the activations (weighted ops)
-    width: np.ndarray  # float32 [L, C]: 1 for the layer's output channels
+    width: np.ndarray  # int32 [L]: the layer's output channels
     skip: np.ndarray  # float32 [L, L]: skip[i, j] = 1 when layer i merges layer j
     project: np.ndarray  # float32 [L, L]: the skip needs a 1x1 projection (widths differ)
 
@@ -163,12 +163,12 @@ class SuperNet(SharedSteps):
         ]
         self.sizes = self._sizes()
         self._build_weights()
-        n, c = self.layers_n, self.channels
+        n = self.layers_n
         self._make_steps(
             [
                 tf.TensorSpec((n,), tf.int32),
                 tf.TensorSpec((n,), tf.int32),
-                tf.TensorSpec((n, c), tf.float32),
+                tf.TensorSpec((n,), tf.int32),
                 tf.TensorSpec((n, n), tf.float32),
                 tf.TensorSpec((n, n), tf.float32),
             ]
@@ -225,13 +225,12 @@ class SuperNet(SharedSteps):
     # -- a child as tensors ----------------------------------------------------------------
     def path(self, blueprint: LayersBlueprint) -> Path:
         """The tensors of ``blueprint``'s path (plain NumPy: cheap, no graph)."""
-        n, c = self.layers_n, self.channels
+        n = self.layers_n
         branch = np.zeros(n, np.int32)
         act = np.zeros(n, np.int32)
-        width = np.zeros((n, c), np.float32)
+        width = np.zeros(n, np.int32)
         skip = np.zeros((n, n), np.float32)
         project = np.zeros((n, n), np.float32)
-        widths: list[int] = []
         w_in = self.in_channels
         for i, layer in enumerate(blueprint.layers):
             branch[i] = self.branches.index((layer.op, layer.kernel or 0))
@@ -239,19 +238,17 @@ class SuperNet(SharedSteps):
             w_out = int(layer.filters) if weighted else w_in
             if weighted:
                 act[i] = self.cfg.activations.index(layer.activation)
-            width[i, :w_out] = 1.0
+            width[i] = w_out
             for j in layer.skips:
                 skip[i, j] = 1.0
-                project[i, j] = float(widths[j] != w_out)
-            widths.append(w_out)
+                project[i, j] = float(width[j] != w_out)
             w_in = w_out
         return Path(branch, act, width, skip, project)
 
     # -- the forward pass ------------------------------------------------------------------
     def forward(self, x, path: Path):
         """Logits of the child ``path`` on inputs ``x`` (a traced function calls this)."""
-        branch, act, width, skip, project = path
-        widths = tf.cast(tf.reduce_sum(width, axis=1), tf.int32)  # each layer's output channels
+        branch, act, widths, skip, project = path
         if self.cfg.stem_filters is not None:
             y = tf.nn.convolution(x, self.stem_weights["kernel"], padding="SAME")
             x = self._normalize(y, self.stem_weights)
@@ -326,7 +323,6 @@ class SuperNet(SharedSteps):
     def _skip(self, y, e, i: int, j: int, on, project, w_from, w_out):
         """``y`` plus, when ``on``, layer ``j``'s output ``e`` (resized; projected to
         ``w_out`` channels when ``project``)."""
-
         cut = _cut(w_from, w_out)  # outside the branches, as in _cuts
 
         def merged():
