@@ -29,9 +29,12 @@ MODULE = "rlnas/keras_build/supernet.py"
 
 def _module_at(rev: str):
     """``supernet.py`` as committed at ``rev``, imported under another name."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:{MODULE}"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{MODULE}"], cwd=ROOT, capture_output=True, text=True
+    )
+    if shown.returncode:
+        raise SystemExit(f"--against: {rev!r} has no {MODULE} (git: {shown.stderr.strip()})")
+    source = shown.stdout
     with tempfile.TemporaryDirectory() as folder:  # the file is read once, at import
         path = Path(folder) / f"supernet_{rev}.py"
         path.write_text(source)
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=40, help="uniform paths per round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    against = _module_at(args.against)  # a bad revision fails before any work
 
     import keras
     import numpy as np
@@ -69,7 +73,7 @@ def main() -> None:
 
     print(f"load average before: {os.getloadavg()}")
     nets = {}
-    for name, module in ((args.against, _module_at(args.against)), ("this checkout", supernet)):
+    for name, module in ((args.against, against), ("this checkout", supernet)):
         keras.utils.set_random_seed(0)
         net = module.SuperNet(space.cfg, spec, cfg.shared)
         paths = [net.path(b) for b in blueprints]
